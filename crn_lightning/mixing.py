@@ -1,0 +1,55 @@
+"""Pure mixing functions shared by training, evaluation and the notebooks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Below this RMS a signal is treated as silent: no gain can put it at a finite SNR.
+SILENCE_RMS = 1e-8
+
+
+def rms(signal: np.ndarray) -> float:
+    """Root-mean-square level of a signal (over all of it, silence included: the report's rule)."""
+    return float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
+
+
+def snr_db(speech: np.ndarray, noise: np.ndarray) -> float:
+    """SNR in dB of ``speech`` against ``noise`` by RMS: 20·log10(rms(speech) / rms(noise))."""
+    return 20.0 * float(np.log10(rms(speech) / rms(noise)))
+
+
+def mix_at_snr(
+    speech: np.ndarray, noise: np.ndarray, snr_db: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mix ``speech`` with ``noise`` scaled so that 20·log10(rms(speech)/rms(noise')) = snr_db.
+
+    The longer input is cut to the shorter one's length (the report's rule). Returns
+    ``(mixture, speech, scaled_noise)``, all float32 and of equal length, with
+    ``mixture == speech + scaled_noise``. A silent speech or noise input raises ``ValueError``
+    rather than producing NaN or infinite gain.
+    """
+    length = min(len(speech), len(noise))
+    speech = np.asarray(speech[:length], dtype=np.float32)
+    noise = np.asarray(noise[:length], dtype=np.float32)
+    speech_rms, noise_rms = rms(speech), rms(noise)
+    if speech_rms < SILENCE_RMS:
+        raise ValueError(f"cannot mix at {snr_db} dB: the speech is silent (rms {speech_rms:.2e})")
+    if noise_rms < SILENCE_RMS:
+        raise ValueError(f"cannot mix at {snr_db} dB: the noise is silent (rms {noise_rms:.2e})")
+    gain = speech_rms / (noise_rms * 10.0 ** (snr_db / 20.0))
+    scaled_noise = (noise * gain).astype(np.float32)
+    return speech + scaled_noise, speech, scaled_noise
+
+
+def prevent_clipping(
+    mixture: np.ndarray, *others: np.ndarray, peak: float = 0.99
+) -> tuple[np.ndarray, ...]:
+    """Scale ``mixture`` and ``others`` by one common factor if the mixture peaks above ``peak``.
+
+    A common factor keeps the SNR and the mixture = speech + noise identity intact.
+    """
+    top = float(np.max(np.abs(mixture))) if len(mixture) else 0.0
+    if top <= peak:
+        return (mixture, *others)
+    scale = np.float32(peak / top)
+    return tuple(signal * scale for signal in (mixture, *others))
