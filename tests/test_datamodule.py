@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+import torch
+
+from crn_lightning.audio import read_audio
+from crn_lightning.data import datamodule as dm
+from crn_lightning.data.corpora import CorpusError
+from crn_lightning.mixing import snr_db
+from crn_lightning.stft import STFT
+
+SR = 16000
+
+
+def make(arctic, demand, **overrides):
+    kwargs = dict(
+        stft=STFT(320, 160),
+        arctic_root=str(arctic),
+        demand_root=str(demand),
+        corpus="real",
+        environments=["PRESTO", "NPARK"],
+        split={"train": 6, "val": 3, "test": 2},
+        snr_db=[0, 10],
+        clip_seconds=1.0,
+        batch_size=4,
+        num_workers=0,
+        seed=7,
+    )
+    kwargs.update(overrides)
+    module = dm.ArcticDemandDataModule(**kwargs)
+    module.setup()
+    return module
+
+
+def test_grids_cover_every_utterance_environment_and_snr(tiny_corpora):
+    data = make(*tiny_corpora, test_snr_db=[-5, 0, 5])
+    assert len(data.datasets["val"]) == 3 * 2 * 2
+    assert len(data.datasets["test"]) == 2 * 2 * 3
+    combos = {(i.utterance, i.environment, i.snr_db) for i in data.datasets["test"].items}
+    assert len(combos) == 12
+    assert data.corpus_info["kind"] == "real"
+    # Default epoch length: train utterances × environments × SNRs (the report's 300·5·3).
+    assert len(data.datasets["train"]) == 6 * 2 * 2
+
+
+def test_items_are_mixed_at_their_snr_and_grids_are_deterministic(tiny_corpora):
+    data, again = make(*tiny_corpora), make(*tiny_corpora)
+    for stage in ("val", "test"):
+        for i in range(len(data.datasets[stage])):
+            a, b = data.datasets[stage][i], again.datasets[stage][i]
+            assert torch.equal(a["noisy"], b["noisy"]) and int(a["index"]) == i
+            noise = (a["noisy"] - a["clean"]).numpy()
+            assert a["noisy"].shape == (SR,)
+            assert abs(snr_db(a["clean"].numpy(), noise) - float(a["snr_db"])) < 0.01
+
+
+def test_training_draws_are_fresh_each_epoch_and_reproducible(tiny_corpora):
+    data = make(*tiny_corpora, train_clip_seconds=0.5, epoch_length=8)
+    loader = data.train_dataloader()
+    sampler = loader.sampler
+    first = [int(i) for batch in loader for i in batch["index"]]
+    sampler.set_epoch(1)
+    second = [int(i) for batch in loader for i in batch["index"]]
+    assert first == list(range(8)) and second == list(range(8, 16))
+    train = data.datasets["train"]
+    assert not torch.equal(train[0]["noisy"], train[8]["noisy"])
+    assert torch.equal(
+        train[3]["noisy"], make(*tiny_corpora, train_clip_seconds=0.5).datasets["train"][3]["noisy"]
+    )
+    item = train[5]
+    assert item["noisy"].shape == (SR // 2,)
+    assert float(item["snr_db"]) in (0.0, 10.0)
+
+
+def test_evaluation_noise_comes_from_its_own_time_region(tiny_corpora):
+    arctic, demand = tiny_corpora
+    data = make(arctic, demand)
+    full = read_audio(demand / "PRESTO" / "ch01.wav", SR)
+    bounds = np.round(np.cumsum([0, 0.7, 0.15, 0.15]) * len(full)).astype(int)
+    for stage, (lo, hi) in (("val", bounds[1:3]), ("test", bounds[2:4])):
+        for i, grid_item in enumerate(data.datasets[stage].items):
+            if grid_item.environment != 0:
+                continue
+            item = data.datasets[stage][i]
+            noise = (item["noisy"] - item["clean"]).numpy()
+            start = lo + grid_item.noise_offset
+            assert start + SR <= hi
+            expected = full[start : start + SR]
+            gain = np.dot(noise, expected) / np.dot(expected, expected)
+            np.testing.assert_allclose(noise, gain * expected, atol=1e-5)
+
+
+def test_val_subset_is_fixed(tiny_corpora):
+    data = make(*tiny_corpora, val_subset=5)
+    assert len(data.datasets["val"]) == 5
+    assert data.datasets["val"].items == make(*tiny_corpora, val_subset=5).datasets["val"].items
+
+
+def test_stft_features_after_transfer(tiny_corpora):
+    data = make(*tiny_corpora)
+    batch = next(iter(data.val_dataloader()))
+    batch = data.on_after_batch_transfer(batch, 0)
+    assert batch["noisy_mag"].shape == batch["clean_mag"].shape == (4, 161, 101)
+    assert batch["noisy_phase"].shape == (4, 161, 101)
+
+
+def test_shards_cover_each_item_exactly_once(monkeypatch):
+    shards = []
+    for rank in range(3):
+        monkeypatch.setattr(dm, "_distributed_rank_world", lambda rank=rank: (rank, 3))
+        sampler = dm.ShardSampler(10)
+        shards.append(list(sampler))
+        assert len(sampler) == len(shards[-1])
+    assert sorted(sum(shards, [])) == list(range(10))
+
+
+def test_real_corpus_missing_is_a_clear_error(tmp_path):
+    with pytest.raises(CorpusError, match="cmu_us_bdl_arctic"):
+        make(tmp_path / "nope", tmp_path / "nope")
+
+
+def test_noise_shorter_than_a_clip_names_the_file(tiny_corpora):
+    with pytest.raises(CorpusError, match=r"PRESTO/ch01.wav: its val region"):
+        make(*tiny_corpora, clip_seconds=2.0)
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"snr_db": []}, "data.snr_db"),
+        ({"batch_size": 0}, "data.batch_size"),
+        ({"split": {"train": 1}}, "data.split"),
+        ({"corpus": "mine"}, "data.corpus"),
+        ({"noise_split": [0.5, 0.5, 0.5]}, "data.noise_split"),
+    ],
+)
+def test_invalid_values_name_the_key(tiny_corpora, overrides, key):
+    with pytest.raises(ValueError, match=key):
+        make(*tiny_corpora, **overrides)
