@@ -1,0 +1,244 @@
+"""The LightningModule: trains the CRN on magnitudes, scores enhanced vs noisy speech."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import default_collate
+
+from crn_lightning.metrics import PerceptualScorer, si_sdr
+from crn_lightning.models.crn import CRN
+from crn_lightning.stft import STFT
+from crn_lightning.viz import spectrogram_figure
+
+METRICS = ("pesq", "stoi", "si_sdr")
+
+
+@dataclass
+class _PendingItem:
+    record: dict[str, Any]
+    enhanced: Future
+    noisy: Future | None
+
+
+def _mean(values: Iterable[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def aggregate_scores(records: list[Mapping[str, Any]]) -> dict[str, float]:
+    """Means over scored clips: loss, each metric for enhanced and noisy, PESQ failures.
+
+    A clip where PESQ failed (for the enhanced or the noisy signal) is left out of both PESQ
+    means, so the enhanced and noisy figures always cover the same clips.
+    """
+    ok = [r for r in records if math.isfinite(r["pesq"]) and math.isfinite(r["pesq_noisy"])]
+    summary = {
+        "loss": _mean(r["loss"] for r in records),
+        "pesq": _mean(r["pesq"] for r in ok),
+        "pesq_noisy": _mean(r["pesq_noisy"] for r in ok),
+        "pesq_failures": float(len(records) - len(ok)),
+        "clips": float(len(records)),
+    }
+    for name in ("stoi", "si_sdr"):
+        summary[name] = _mean(r[name] for r in records)
+        summary[f"{name}_noisy"] = _mean(r[f"{name}_noisy"] for r in records)
+    return summary
+
+
+class EnhancementModule(L.LightningModule):
+    """Wraps a CRN: MSE between estimated and clean (optionally power-compressed) magnitudes,
+    Adam; validation and test rebuild waveforms with the noisy phase and score wideband PESQ,
+    STOI and SI-SDR of the enhanced and of the noisy signal.
+
+    ``compression`` c: the network sees |X|^c and its loss compares |Ŝ|^c with |S|^c
+    (c = 1: the report's plain magnitudes).
+    """
+
+    def __init__(
+        self,
+        model: CRN,
+        stft: STFT,
+        lr: float = 0.006,
+        compression: float = 1.0,
+        sample_rate: int = 16000,
+        metric_workers: int | None = None,
+        examples: int = 3,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if sample_rate != 16000:
+            raise ValueError(f"wideband PESQ needs 16 kHz audio, data.sample_rate is {sample_rate}")
+        if not 0 < compression <= 1:
+            raise ValueError(f"module.compression must be in (0, 1], got {compression}")
+        self.model, self.stft = model, stft
+        self.lr, self.compression, self.sample_rate = lr, compression, sample_rate
+        self.examples = examples
+        self.config = dict(config or {})
+        self.scorer = PerceptualScorer(metric_workers)
+        self._pending: list[_PendingItem] = []
+        self._noisy_scores: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
+        self.records: dict[str, list[dict[str, Any]]] = {}
+        self._examples_logged = False
+
+    # -- the enhancement itself (shared by every stage and entry point) ------------------
+    def estimate(self, noisy_mag: torch.Tensor) -> torch.Tensor:
+        """(B, F, T) noisy magnitude → (B, F, T) estimate in the compressed domain."""
+        features = noisy_mag.pow(self.compression).transpose(1, 2).unsqueeze(1)
+        return self.model(features).squeeze(1).transpose(1, 2)
+
+    def decompress(self, estimate: torch.Tensor) -> torch.Tensor:
+        return estimate.clamp_min(0).pow(1.0 / self.compression)
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        """Enhance (B, L) waveforms: estimated magnitude with the noisy phase."""
+        magnitude, phase = self.stft.magnitude_phase(noisy)
+        return self.stft.inverse(self.decompress(self.estimate(magnitude)), phase, noisy.shape[-1])
+
+    # -- training ----------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = F.mse_loss(
+            self.estimate(batch["noisy_mag"]), batch["clean_mag"].pow(self.compression)
+        )
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["noisy"].shape[0])
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr)
+
+    # -- evaluation ----------------------------------------------------------------------
+    def _evaluation_step(self, batch: dict, stage: str) -> None:
+        estimate = self.estimate(batch["noisy_mag"])
+        target = batch["clean_mag"].pow(self.compression)
+        losses = (estimate - target).pow(2).mean(dim=(1, 2))
+        enhanced = self.stft.inverse(
+            self.decompress(estimate), batch["noisy_phase"], batch["noisy"].shape[-1]
+        )
+        clean, noisy = batch["clean"], batch["noisy"]
+        enhanced_si_sdr = si_sdr(enhanced, clean)
+        noisy_si_sdr = si_sdr(noisy, clean)
+        clean_np, noisy_np = clean.float().cpu().numpy(), noisy.float().cpu().numpy()
+        enhanced_np = enhanced.float().cpu().numpy()
+        cache = self._noisy_scores[stage]
+        for i, index in enumerate(batch["index"].tolist()):
+            record = {
+                "index": index,
+                "snr_db": float(batch["snr_db"][i]),
+                "environment": int(batch["environment"][i]),
+                "loss": float(losses[i]),
+                "si_sdr": float(enhanced_si_sdr[i]),
+                "si_sdr_noisy": float(noisy_si_sdr[i]),
+            }
+            # The grid is fixed, so the noisy signal's scores are computed once per item.
+            noisy_future = None if index in cache else self.scorer.submit(clean_np[i], noisy_np[i])
+            self._pending.append(
+                _PendingItem(record, self.scorer.submit(clean_np[i], enhanced_np[i]), noisy_future)
+            )
+
+    def _collect(self, stage: str) -> list[dict[str, Any]]:
+        """Wait for this process's scores, then gather every process's records."""
+        cache, records = self._noisy_scores[stage], []
+        for item in self._pending:
+            record = item.record
+            scores = item.enhanced.result()
+            record.update(pesq=scores.pesq, stoi=scores.stoi, pesq_error=scores.error)
+            if item.noisy is not None:
+                noisy = item.noisy.result()
+                cache[record["index"]] = {"pesq_noisy": noisy.pesq, "stoi_noisy": noisy.stoi}
+            record.update(cache[record["index"]])
+            records.append(record)
+        self._pending = []
+        if self.trainer.world_size > 1:
+            gathered: list[list[dict]] = [[] for _ in range(self.trainer.world_size)]
+            torch.distributed.all_gather_object(gathered, records)
+            records = [r for part in gathered for r in part]
+        return sorted(records, key=lambda r: r["index"])
+
+    def _log_summary(self, stage: str, records: list[dict[str, Any]]) -> None:
+        summary = aggregate_scores(records)
+        if stage == "test":
+            for snr in sorted({r["snr_db"] for r in records}):
+                at_snr = aggregate_scores([r for r in records if r["snr_db"] == snr])
+                for name in ("pesq", "pesq_noisy", "stoi", "si_sdr"):
+                    summary[f"{name}@snr={snr:g}"] = at_snr[name]
+        # Every process holds the same gathered figures, so the synced mean equals them.
+        for name, value in summary.items():
+            self.log(f"{stage}/{name}", value, sync_dist=True, prog_bar=name == "pesq")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        records = self._collect("val")
+        if self.trainer.sanity_checking:
+            return
+        self.records["val"] = records
+        self._log_summary("val", records)
+        self._log_examples()
+
+    def on_test_epoch_end(self) -> None:
+        self.records["test"] = self._collect("test")
+        self._log_summary("test", self.records["test"])
+
+    def teardown(self, stage: str) -> None:
+        self.scorer.close()
+
+    # -- TensorBoard examples ----------------------------------------------------------
+    def _log_examples(self) -> None:
+        loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
+        if not loggers or not self.trainer.is_global_zero or self.examples <= 0:
+            return
+        writer, datamodule = loggers[0].experiment, self.trainer.datamodule
+        dataset = datamodule.datasets["val"]
+        indices = sorted({round(x) for x in np.linspace(0, len(dataset) - 1, self.examples)})
+        batch = default_collate([dataset[i] for i in indices])
+        batch = datamodule.on_after_batch_transfer(
+            {k: v.to(self.device) for k, v in batch.items()}, 0
+        )
+        with torch.no_grad():
+            magnitude = self.decompress(self.estimate(batch["noisy_mag"]))
+            enhanced = self.stft.inverse(magnitude, batch["noisy_phase"], batch["noisy"].shape[-1])
+        step, first = self.global_step, not self._examples_logged
+        for j, index in enumerate(indices):
+            item = datamodule.grid_item("val", index)
+            env = datamodule.environments[item.environment]
+            fig = spectrogram_figure(
+                {
+                    "noisy": batch["noisy_mag"][j],
+                    "enhanced": magnitude[j],
+                    "clean": batch["clean_mag"][j],
+                },
+                self.sample_rate,
+                self.stft.hop_length,
+                title=f"validation clip {index}: {env} at {item.snr_db:g} dB (step {step})",
+            )
+            writer.add_figure(f"val_examples/clip{j}_spectrograms", fig, step)
+            plt.close(fig)
+            writer.add_audio(
+                f"val_examples/clip{j}_enhanced", enhanced[j].cpu(), step, self.sample_rate
+            )
+            if first:
+                for kind in ("noisy", "clean"):
+                    writer.add_audio(
+                        f"val_examples/clip{j}_{kind}", batch[kind][j].cpu(), step, self.sample_rate
+                    )
+        self._examples_logged = True
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The resolved config travels with the weights: a checkpoint alone rebuilds the model.
+        checkpoint["crn_lightning_config"] = self.config

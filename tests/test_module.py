@@ -1,0 +1,66 @@
+import lightning as L
+import torch
+
+from crn_lightning.data.datamodule import ArcticDemandDataModule
+from crn_lightning.models.crn import CRN
+from crn_lightning.module import EnhancementModule
+from crn_lightning.stft import STFT
+
+TAGS = ["loss", "pesq", "pesq_noisy", "stoi", "stoi_noisy", "si_sdr", "si_sdr_noisy"]
+
+
+def build(arctic, demand):
+    stft = STFT(320, 160)
+    data = ArcticDemandDataModule(
+        stft,
+        str(arctic),
+        str(demand),
+        corpus="real",
+        environments=["PRESTO", "NPARK"],
+        split={"train": 6, "val": 2, "test": 2},
+        snr_db=[0, 10],
+        clip_seconds=1.0,
+        epoch_length=8,
+        batch_size=4,
+        num_workers=0,
+        seed=0,
+    )
+    model = CRN(stft.n_freqs, channels=(4, 8, 8, 16, 16), lstm_hidden=32, output="mask")
+    return data, EnhancementModule(model, stft, lr=1e-3, compression=0.5, metric_workers=2)
+
+
+def test_fast_dev_run_trains_validates_and_tests(tiny_corpora):
+    data, module = build(*tiny_corpora)
+    before = [p.clone() for p in module.model.parameters()]
+    trainer = L.Trainer(
+        fast_dev_run=1, accelerator="cpu", logger=False, use_distributed_sampler=False
+    )
+    trainer.fit(module, datamodule=data)
+    after = list(module.model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    trainer.test(module, datamodule=data)
+    for tag in TAGS:
+        assert f"test/{tag}" in trainer.callback_metrics
+    assert 1.0 <= float(trainer.callback_metrics["test/pesq_noisy"]) <= 4.65
+
+
+def test_noisy_baseline_is_scored_once_and_every_grid_item_once(tiny_corpora):
+    data, module = build(*tiny_corpora)
+    submits = []
+    original = module.scorer.submit
+    module.scorer.submit = lambda ref, deg: submits.append(1) or original(ref, deg)
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=1,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(module, datamodule=data)
+    grid = len(data.datasets["val"])  # 2 utterances × 2 environments × 2 SNRs
+    assert grid == 8
+    assert len(submits) == grid * 2 + grid  # enhanced twice, noisy once
+    assert [r["index"] for r in module.records["val"]] == list(range(grid))
+    assert float(trainer.callback_metrics["val/clips"]) == grid
