@@ -22,7 +22,8 @@ from crn_lightning.models.crn import CRN
 from crn_lightning.stft import STFT
 from crn_lightning.viz import spectrogram_figure
 
-METRICS = ("pesq", "stoi", "si_sdr")
+# Where a checkpoint keeps the resolved training config (see crn_lightning.checkpoint).
+CHECKPOINT_CONFIG_KEY = "crn_lightning_config"
 
 
 @dataclass
@@ -241,4 +242,4 @@ class EnhancementModule(L.LightningModule):
     # -- checkpoints ---------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The resolved config travels with the weights: a checkpoint alone rebuilds the model.
-        checkpoint["crn_lightning_config"] = self.config
+        checkpoint[CHECKPOINT_CONFIG_KEY] = self.config

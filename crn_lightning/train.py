@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from crn_lightning.callbacks import StepTimer
 from crn_lightning.module import EnhancementModule, aggregate_scores
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         mode=cfg.checkpoint.mode,
         save_last=True,
     )
+    timer = StepTimer()
     trainer: L.Trainer = instantiate(
-        cfg.trainer, logger=logger, callbacks=[checkpoint], default_root_dir=str(run_dir)
+        cfg.trainer, logger=logger, callbacks=[checkpoint, timer], default_root_dir=str(run_dir)
     )
     trainer.fit(module, datamodule=datamodule)
     best = checkpoint.best_model_path or None
@@ -91,6 +93,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         else None,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
+        "train_step_time_s": timer.median_s,
         "wall_time_s": round(time.perf_counter() - started, 1),
         "run_dir": str(run_dir),
     }

@@ -6,7 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from crn_lightning.checkpoint import load_enhancer
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE_TAGS = ["loss", "pesq", "pesq_noisy", "stoi", "stoi_noisy", "si_sdr", "si_sdr_noisy"]
@@ -61,9 +64,16 @@ def test_train_cli_writes_metrics_checkpoints_and_tensorboard(tmp_path):
     assert "test/pesq@snr=10" in metrics["test"]
     assert metrics["corpus"]["kind"] == "embedded"
     assert metrics["parameters"] > 0 and metrics["wall_time_s"] > 0
+    assert metrics["steps"] == 4 and metrics["train_step_time_s"] > 0
     assert metrics["test"]["test/clips"] == 2 * 2 * 2
     assert Path(metrics["best_checkpoint"]).is_file()
     assert set(metrics["test_breakdown"]["by_environment"]) == {"PRESTO", "NPARK"}
+
+    # The checkpoint alone rebuilds the trained enhancer (config inside, weights-only load).
+    enhancer = load_enhancer(metrics["best_checkpoint"])
+    noisy = torch.randn(1, 12345) * 0.1
+    with torch.no_grad():
+        assert enhancer(noisy).shape == noisy.shape
 
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
     events.Reload()

@@ -1,0 +1,31 @@
+"""Rebuild a trained enhancer from a checkpoint alone (the resolved config travels inside)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+
+from crn_lightning.module import CHECKPOINT_CONFIG_KEY, EnhancementModule
+
+
+def load_enhancer(path: str | Path, map_location: str | torch.device = "cpu") -> EnhancementModule:
+    """The ``EnhancementModule`` saved in a training checkpoint, in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    # weights_only: tensors and plain containers only, never arbitrary pickled objects.
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    config = checkpoint.get(CHECKPOINT_CONFIG_KEY)
+    if not config:
+        raise ValueError(
+            f"{path}: no '{CHECKPOINT_CONFIG_KEY}' in it; was it written by crn_lightning.train?"
+        )
+    stft = instantiate(config["stft"])
+    model = instantiate(config["model"], n_freqs=stft.n_freqs)
+    module = EnhancementModule(
+        model, stft, sample_rate=config["data"]["sample_rate"], config=config, **config["module"]
+    )
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()
