@@ -58,6 +58,14 @@ def aggregate_scores(records: list[Mapping[str, Any]]) -> dict[str, float]:
     return summary
 
 
+def aggregate_by(records: list[Mapping[str, Any]], key: str) -> dict[Any, dict[str, float]]:
+    """``aggregate_scores`` for each value of ``key`` (e.g. per test SNR), in sorted order."""
+    return {
+        value: aggregate_scores([r for r in records if r[key] == value])
+        for value in sorted({r[key] for r in records})
+    }
+
+
 class EnhancementModule(L.LightningModule):
     """Wraps a CRN: MSE between estimated and clean (optionally power-compressed) magnitudes,
     Adam; validation and test rebuild waveforms with the noisy phase and score wideband PESQ,
@@ -102,10 +110,18 @@ class EnhancementModule(L.LightningModule):
     def decompress(self, estimate: torch.Tensor) -> torch.Tensor:
         return estimate.clamp_min(0).pow(1.0 / self.compression)
 
+    def enhance(
+        self, noisy_mag: torch.Tensor, noisy_phase: torch.Tensor, length: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(compressed estimate, magnitude, waveform): the estimated magnitude resynthesised
+        with the noisy phase."""
+        estimate = self.estimate(noisy_mag)
+        magnitude = self.decompress(estimate)
+        return estimate, magnitude, self.stft.inverse(magnitude, noisy_phase, length)
+
     def forward(self, noisy: torch.Tensor) -> torch.Tensor:
-        """Enhance (B, L) waveforms: estimated magnitude with the noisy phase."""
-        magnitude, phase = self.stft.magnitude_phase(noisy)
-        return self.stft.inverse(self.decompress(self.estimate(magnitude)), phase, noisy.shape[-1])
+        """Enhance (B, L) waveforms."""
+        return self.enhance(*self.stft.magnitude_phase(noisy), noisy.shape[-1])[2]
 
     # -- training ----------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -120,12 +136,11 @@ class EnhancementModule(L.LightningModule):
 
     # -- evaluation ----------------------------------------------------------------------
     def _evaluation_step(self, batch: dict, stage: str) -> None:
-        estimate = self.estimate(batch["noisy_mag"])
+        estimate, _, enhanced = self.enhance(
+            batch["noisy_mag"], batch["noisy_phase"], batch["noisy"].shape[-1]
+        )
         target = batch["clean_mag"].pow(self.compression)
         losses = (estimate - target).pow(2).mean(dim=(1, 2))
-        enhanced = self.stft.inverse(
-            self.decompress(estimate), batch["noisy_phase"], batch["noisy"].shape[-1]
-        )
         clean, noisy = batch["clean"], batch["noisy"]
         enhanced_si_sdr = si_sdr(enhanced, clean)
         noisy_si_sdr = si_sdr(noisy, clean)
@@ -169,8 +184,7 @@ class EnhancementModule(L.LightningModule):
     def _log_summary(self, stage: str, records: list[dict[str, Any]]) -> None:
         summary = aggregate_scores(records)
         if stage == "test":
-            for snr in sorted({r["snr_db"] for r in records}):
-                at_snr = aggregate_scores([r for r in records if r["snr_db"] == snr])
+            for snr, at_snr in aggregate_by(records, "snr_db").items():
                 for name in ("pesq", "pesq_noisy", "stoi", "si_sdr"):
                     summary[f"{name}@snr={snr:g}"] = at_snr[name]
         # Every process holds the same gathered figures, so the synced mean equals them.
@@ -211,8 +225,9 @@ class EnhancementModule(L.LightningModule):
             {k: v.to(self.device) for k, v in batch.items()}, 0
         )
         with torch.no_grad():
-            magnitude = self.decompress(self.estimate(batch["noisy_mag"]))
-            enhanced = self.stft.inverse(magnitude, batch["noisy_phase"], batch["noisy"].shape[-1])
+            _, magnitude, enhanced = self.enhance(
+                batch["noisy_mag"], batch["noisy_phase"], batch["noisy"].shape[-1]
+            )
         step, first = self.global_step, not self._examples_logged
         for j, index in enumerate(indices):
             item = datamodule.grid_item("val", index)

@@ -17,21 +17,18 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from crn_lightning.callbacks import StepTimer
-from crn_lightning.module import EnhancementModule, aggregate_scores
+from crn_lightning.module import EnhancementModule, aggregate_by
 
 log = logging.getLogger(__name__)
 
 
 def _breakdown(records: list[dict[str, Any]], environments: list[str]) -> dict[str, Any]:
-    by_snr = {
-        f"{snr:g}": aggregate_scores([r for r in records if r["snr_db"] == snr])
-        for snr in sorted({r["snr_db"] for r in records})
+    return {
+        "by_snr_db": {f"{snr:g}": s for snr, s in aggregate_by(records, "snr_db").items()},
+        "by_environment": {
+            environments[i]: s for i, s in aggregate_by(records, "environment").items()
+        },
     }
-    by_env = {
-        name: aggregate_scores([r for r in records if r["environment"] == i])
-        for i, name in enumerate(environments)
-    }
-    return {"by_snr_db": by_snr, "by_environment": by_env}
 
 
 def closing_line(test: dict[str, float], run_dir: Path) -> str:

@@ -264,10 +264,17 @@ class ArcticDemandDataModule(L.LightningDataModule):
         self.num_workers, self.seed = num_workers, seed
         self.corpus_info: dict[str, Any] = {}
         self.datasets: dict[str, Dataset] = {}
+        self._roots: tuple[Path, Path, list[str], str] | None = None
 
     # -- corpus --------------------------------------------------------------------------
     def _resolve_roots(self) -> tuple[Path, Path, list[str], str]:
-        """(arctic_root, demand_root, speakers, kind) of the corpus this run uses."""
+        """(arctic_root, demand_root, speakers, kind) of the corpus this run uses; decided
+        (and the embedded corpus generated or verified) once per data module."""
+        if self._roots is None:
+            self._roots = self._find_roots()
+        return self._roots
+
+    def _find_roots(self) -> tuple[Path, Path, list[str], str]:
         real = arctic_present(self.arctic_root, self.speakers) and demand_present(
             self.demand_root, self.environments, self.noise_channel
         )
