@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import default_collate
 
 from crn_lightning.metrics import PerceptualScorer, si_sdr
-from crn_lightning.models.crn import CRN
+from crn_lightning.models.crn import CRN, CRNState
 from crn_lightning.stft import STFT
 from crn_lightning.viz import spectrogram_figure
 
@@ -39,7 +39,8 @@ def _mean(values: Iterable[float]) -> float:
 
 
 def aggregate_scores(records: list[Mapping[str, Any]]) -> dict[str, float]:
-    """Means over scored clips: loss, each metric for enhanced and noisy, PESQ failures.
+    """Means over scored clips: loss, each metric for enhanced and noisy, PESQ failures
+    (and extended STOI when every record has it).
 
     A clip where PESQ failed (for the enhanced or the noisy signal) is left out of both PESQ
     means, so the enhanced and noisy figures always cover the same clips.
@@ -52,7 +53,9 @@ def aggregate_scores(records: list[Mapping[str, Any]]) -> dict[str, float]:
         "pesq_failures": float(len(records) - len(ok)),
         "clips": float(len(records)),
     }
-    for name in ("stoi", "si_sdr"):
+    # Extended STOI is scored by the evaluate entry point only (training skips its cost).
+    extended = bool(records) and all("estoi" in r for r in records)
+    for name in ("stoi", "si_sdr", "estoi") if extended else ("stoi", "si_sdr"):
         summary[name] = _mean(r[name] for r in records)
         summary[f"{name}_noisy"] = _mean(r[f"{name}_noisy"] for r in records)
     return summary
@@ -102,26 +105,48 @@ class EnhancementModule(L.LightningModule):
         self._examples_logged = False
 
     # -- the enhancement itself (shared by every stage and entry point) ------------------
-    def estimate(self, noisy_mag: torch.Tensor) -> torch.Tensor:
-        """(B, F, T) noisy magnitude → (B, F, T) estimate in the compressed domain."""
+    def estimate(self, noisy_mag: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:
+        """(B, F, T) noisy magnitude → (B, F, T) estimate in the compressed domain.
+
+        ``block_frames``: run the CRN over blocks of that many frames, carrying its state from
+        block to block: the same result, with memory bounded by a block (long recordings).
+        """
+        if block_frames is None:
+            return self.estimate_stream(noisy_mag)[0]
+        blocks, state = [], None
+        for start in range(0, noisy_mag.shape[-1], block_frames):
+            block, state = self.estimate_stream(noisy_mag[..., start : start + block_frames], state)
+            blocks.append(block)
+        return torch.cat(blocks, dim=-1)
+
+    def estimate_stream(
+        self, noisy_mag: torch.Tensor, state: CRNState | None = None
+    ) -> tuple[torch.Tensor, CRNState]:
+        """``estimate`` of frames that follow those ``state`` was returned for (``CRN.stream``);
+        the streaming enhancer runs it a frame at a time."""
         features = noisy_mag.pow(self.compression).transpose(1, 2).unsqueeze(1)
-        return self.model(features).squeeze(1).transpose(1, 2)
+        estimate, state = self.model.stream(features, state)
+        return estimate.squeeze(1).transpose(1, 2), state
 
     def decompress(self, estimate: torch.Tensor) -> torch.Tensor:
         return estimate.clamp_min(0).pow(1.0 / self.compression)
 
     def enhance(
-        self, noisy_mag: torch.Tensor, noisy_phase: torch.Tensor, length: int
+        self,
+        noisy_mag: torch.Tensor,
+        noisy_phase: torch.Tensor,
+        length: int,
+        block_frames: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(compressed estimate, magnitude, waveform): the estimated magnitude resynthesised
         with the noisy phase."""
-        estimate = self.estimate(noisy_mag)
+        estimate = self.estimate(noisy_mag, block_frames)
         magnitude = self.decompress(estimate)
         return estimate, magnitude, self.stft.inverse(magnitude, noisy_phase, length)
 
-    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
-        """Enhance (B, L) waveforms."""
-        return self.enhance(*self.stft.magnitude_phase(noisy), noisy.shape[-1])[2]
+    def forward(self, noisy: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:
+        """Enhance (B, L) waveforms (see ``estimate`` for ``block_frames``)."""
+        return self.enhance(*self.stft.magnitude_phase(noisy), noisy.shape[-1], block_frames)[2]
 
     # -- training ----------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

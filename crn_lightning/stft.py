@@ -46,11 +46,44 @@ class STFT(nn.Module):
         return length // self.hop_length + 1
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if self.spectrogram.center and waveform.shape[-1] <= self.n_fft // 2:
+            # The centred STFT mirrors n_fft/2 samples at each end (torch's error is cryptic).
+            raise ValueError(
+                f"{waveform.shape[-1]} samples are too short for the STFT (stft.n_fft "
+                f"{self.n_fft}): a signal needs more than {self.n_fft // 2}"
+            )
         return self.spectrogram(waveform)
 
     def magnitude_phase(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        spec = self.spectrogram(waveform)
+        spec = self(waveform)
         return spec.abs(), spec.angle()
 
     def inverse(self, magnitude: torch.Tensor, phase: torch.Tensor, length: int) -> torch.Tensor:
         return self.inverse_spectrogram(torch.polar(magnitude, phase), length=length)
+
+    # -- frame by frame (crn_lightning.streaming): the same window and transforms ----------
+    @property
+    def window(self) -> torch.Tensor:
+        """The window as applied to an ``n_fft`` frame (zero-padded on both sides when
+        ``win_length < n_fft``, as ``torch.stft`` does)."""
+        window = self.spectrogram.window
+        left = (self.n_fft - self.win_length) // 2
+        return torch.nn.functional.pad(window, (left, self.n_fft - self.win_length - left))
+
+    def frame_spectra(self, padded: torch.Tensor) -> torch.Tensor:
+        """Spectra (B, F, K) of the K whole frames of ``padded`` (B, n_fft + (K-1)·hop), a
+        stretch of the signal as the centred STFT pads it: ``forward``'s frames, K at a time."""
+        return torch.stft(
+            padded,
+            self.n_fft,
+            self.hop_length,
+            self.win_length,
+            window=self.spectrogram.window,
+            center=False,
+            return_complex=True,
+        )
+
+    def frame_waveforms(self, spectra: torch.Tensor) -> torch.Tensor:
+        """Windowed inverse FFTs (B, K, n_fft) of spectra (B, F, K): what ``inverse``
+        overlap-adds (and divides by the overlap-added squared window)."""
+        return torch.fft.irfft(spectra.transpose(1, 2), n=self.n_fft) * self.window

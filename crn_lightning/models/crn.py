@@ -24,18 +24,34 @@ def encoder_freq_sizes(n_freqs: int, depth: int) -> list[int]:
     return sizes
 
 
+# The state a CRN carries from one block of frames to the next (see ``CRN.stream``): for each
+# encoder layer its last input frame, the LSTM's (h, c), for each decoder layer the part of its
+# last output that spills into the next frame. A flat tuple of tensors, so that it can be an
+# ONNX model's explicit inputs and outputs.
+CRNState = tuple[torch.Tensor, ...]
+
+
 class CausalConvBlock(nn.Module):
-    """Conv2d (2, 3) / stride (1, 2) with one past frame of padding, so frame t sees t-1 and t."""
+    """Conv2d (2, 3) / stride (1, 2) over the previous and the current frame.
+
+    Before the first frame the previous frame is zeros (one past frame of zero padding);
+    ``past`` continues from an earlier block of frames instead.
+    """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.pad = nn.ZeroPad2d((0, 0, KERNEL[0] - 1, 0))  # (F left, F right, T past, T future)
         self.conv = nn.Conv2d(in_channels, out_channels, KERNEL, STRIDE)
         self.norm = nn.BatchNorm2d(out_channels)
         self.act = nn.ELU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.conv(self.pad(x))))
+    def forward(
+        self, x: torch.Tensor, past: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output, the last input frame: the next block's ``past``)."""
+        if past is None:
+            past = x.new_zeros(x.shape[0], x.shape[1], KERNEL[0] - 1, x.shape[3])
+        y = self.act(self.norm(self.conv(torch.cat([past, x], dim=2))))
+        return y, x[:, :, -(KERNEL[0] - 1) :]
 
 
 class CausalDeconvBlock(nn.Module):
@@ -44,6 +60,8 @@ class CausalDeconvBlock(nn.Module):
     A transposed convolution with kernel 2 in time writes input frame t into output frames t
     and t+1; keeping the first T frames keeps it causal and leaves no edge artefact.
     ``output_padding`` (0 or 1) restores odd/even frequency sizes of the matching encoder level.
+    The cropped frame, less the bias, is what the last input frame adds to the next frame:
+    ``spill`` returns it and ``carry`` adds it to the first frame of the next block.
     """
 
     def __init__(
@@ -56,12 +74,19 @@ class CausalDeconvBlock(nn.Module):
         self.norm = nn.BatchNorm2d(out_channels) if not final else None
         self.act = nn.ELU() if not final else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, carry: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output, ``spill``: the next block's ``carry``)."""
         frames = x.shape[2]
-        x = self.deconv(x)[:, :, :frames]
+        full = self.deconv(x)
+        out = full[:, :, :frames]
+        if carry is not None:
+            out = torch.cat([out[:, :, :1] + carry, out[:, :, 1:]], dim=2)
+        spill = full[:, :, frames:] - self.deconv.bias.view(1, -1, 1, 1)
         if self.norm is not None:
-            x = self.act(self.norm(x))
-        return x
+            out = self.act(self.norm(out))
+        return out, spill
 
 
 class CRN(nn.Module):
@@ -108,24 +133,59 @@ class CRN(nn.Module):
         self.out_norm = nn.BatchNorm2d(1) if output == "mapping" else None
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        return self.stream(magnitude)[0]
+
+    def stream(
+        self, magnitude: torch.Tensor, state: CRNState | None = None
+    ) -> tuple[torch.Tensor, CRNState]:
+        """The CRN over frames that follow the ones ``state`` was returned for.
+
+        ``state=None`` starts a signal. Since the network is causal, running a signal block by
+        block (even frame by frame), passing each returned state to the next block, gives the
+        same output as one run over all its frames (in eval mode: batch norm uses its running
+        statistics). The streaming enhancer and the ONNX step model run it one frame at a time.
+        """
         if magnitude.dim() != 4 or magnitude.shape[1] != 1 or magnitude.shape[3] != self.n_freqs:
             raise ValueError(
                 f"CRN expects (batch, 1, frames, {self.n_freqs}) magnitudes, "
                 f"got {tuple(magnitude.shape)}"
             )
-        x, skips = magnitude, []
-        for block in self.encoder:
-            x = block(x)
+        depth = len(self.encoder)
+        if state is None:
+            pasts, hidden, carries = [None] * depth, None, [None] * depth
+        else:
+            if len(state) != 2 * depth + 2:
+                raise ValueError(f"CRN state must hold {2 * depth + 2} tensors, got {len(state)}")
+            pasts, hidden, carries = state[:depth], state[depth : depth + 2], state[depth + 2 :]
+        x, skips, new_pasts = magnitude, [], []
+        for block, past in zip(self.encoder, pasts, strict=True):
+            x, past = block(x, past)
             skips.append(x)
+            new_pasts.append(past)
         batch, width, frames, freqs = x.shape
         seq = x.permute(0, 2, 1, 3).reshape(batch, frames, width * freqs)
-        seq, _ = self.lstm(seq)
+        seq, (h, c) = self.lstm(seq, hidden)
         x = self.project(seq).reshape(batch, frames, width, freqs).permute(0, 2, 1, 3)
-        for block, skip in zip(self.decoder, reversed(skips), strict=True):
-            x = block(torch.cat([x, skip], dim=1))
+        new_carries = []
+        for block, skip, carry in zip(self.decoder, reversed(skips), carries, strict=True):
+            x, spill = block(torch.cat([x, skip], dim=1), carry)
+            new_carries.append(spill)
         if self.output == "mask":
-            return torch.sigmoid(x) * magnitude
-        return torch.relu(self.out_norm(x))
+            out = torch.sigmoid(x) * magnitude
+        else:
+            out = torch.relu(self.out_norm(x))
+        return out, (*new_pasts, h, c, *new_carries)
+
+    def initial_state(self, batch: int = 1) -> CRNState:
+        """The state before a signal's first frame, as zeros: ``stream`` with it equals
+        ``stream`` with ``None`` (for a step model with explicit state inputs)."""
+        weight = self.lstm.weight_ih_l0
+        widths = [1, *(block.conv.out_channels for block in self.encoder)]
+        depth = len(self.encoder)
+        pasts = [(batch, widths[i], KERNEL[0] - 1, self.freq_sizes[i]) for i in range(depth)]
+        hidden = [(self.lstm.num_layers, batch, self.lstm.hidden_size)] * 2
+        carries = [(batch, widths[i], 1, self.freq_sizes[i]) for i in reversed(range(depth))]
+        return tuple(weight.new_zeros(shape) for shape in (*pasts, *hidden, *carries))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
