@@ -35,29 +35,41 @@ def resample(audio: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
         return _resampler(orig_rate, new_rate)(torch.from_numpy(audio)).numpy()
 
 
-def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Read a mono audio file as float32 at ``sample_rate`` (resampled if needed)."""
+def read_channels(path: str | Path) -> tuple[np.ndarray, int]:
+    """Every channel of an audio file as float32 (channels, samples), and its sample rate."""
     path = Path(path)
     try:
         data, file_rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise AudioFileError(f"{path}: not a readable audio file ({err})") from err
-    if data.shape[1] != 1:
-        raise AudioFileError(f"{path}: expected mono audio, found {data.shape[1]} channels")
-    audio = np.ascontiguousarray(data[:, 0])
-    if audio.size == 0:
+    if data.size == 0:
         raise AudioFileError(f"{path}: the file holds no samples")
-    if not np.isfinite(audio).all():
+    if not np.isfinite(data).all():
         raise AudioFileError(f"{path}: the audio contains NaN or infinite samples")
+    return np.ascontiguousarray(data.T), file_rate
+
+
+def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Read a mono audio file as float32 at ``sample_rate`` (resampled if needed)."""
+    path = Path(path)
+    data, file_rate = read_channels(path)
+    if data.shape[0] != 1:
+        raise AudioFileError(f"{path}: expected mono audio, found {data.shape[0]} channels")
     if file_rate != sample_rate and (file_rate, sample_rate) not in _resample_logged:
         _resample_logged.add((file_rate, sample_rate))
         log.info("resampling audio from %d Hz to %d Hz (first: %s)", file_rate, sample_rate, path)
-    return resample(audio, file_rate, sample_rate)
+    return resample(data[0], file_rate, sample_rate)
 
 
 def write_audio(
-    path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16"
+    path: str | Path,
+    audio: np.ndarray,
+    sample_rate: int,
+    subtype: str = "PCM_16",
+    format: str | None = None,
 ) -> None:
+    """Write (samples,) or (samples, channels) audio; ``format`` (e.g. WAV, FLAC) defaults to
+    the one the file extension names."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.asarray(audio, dtype=np.float32), sample_rate, subtype=subtype)
+    sf.write(path, np.asarray(audio, dtype=np.float32), sample_rate, subtype=subtype, format=format)

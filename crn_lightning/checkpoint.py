@@ -16,8 +16,13 @@ def load_enhancer(path: str | Path, map_location: str | torch.device = "cpu") ->
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     # weights_only: tensors and plain containers only, never arbitrary pickled objects.
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    config = checkpoint.get(CHECKPOINT_CONFIG_KEY)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a file that is no checkpoint fails in many ways (KeyError, ...)
+        raise ValueError(
+            f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})"
+        ) from err
+    config = checkpoint.get(CHECKPOINT_CONFIG_KEY) if isinstance(checkpoint, dict) else None
     if not config:
         raise ValueError(
             f"{path}: no '{CHECKPOINT_CONFIG_KEY}' in it; was it written by crn_lightning.train?"

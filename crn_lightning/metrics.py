@@ -24,11 +24,15 @@ PESQ_SAMPLE_RATE = 16000
 class PerceptualScores:
     pesq: float
     stoi: float
+    estoi: float | None = None  # extended STOI (Jensen & Taal 2016), when asked for
     error: str | None = None
 
 
-def perceptual_scores(reference: np.ndarray, degraded: np.ndarray) -> PerceptualScores:
-    """Wideband PESQ and STOI of ``degraded`` against ``reference`` (16 kHz).
+def perceptual_scores(
+    reference: np.ndarray, degraded: np.ndarray, extended: bool = False
+) -> PerceptualScores:
+    """Wideband PESQ and STOI (and, with ``extended``, extended STOI) of ``degraded`` against
+    ``reference`` (16 kHz).
 
     PESQ fails on silent or very short references; that clip gets NaN and the error text
     instead of stopping a whole evaluation.
@@ -37,7 +41,9 @@ def perceptual_scores(reference: np.ndarray, degraded: np.ndarray) -> Perceptual
         pesq_score, error = float(pesq(PESQ_SAMPLE_RATE, reference, degraded, "wb")), None
     except Exception as err:  # pesq raises its own classes, with bytes messages
         pesq_score, error = math.nan, f"{type(err).__name__}: {err}"
-    return PerceptualScores(pesq_score, float(stoi(reference, degraded, PESQ_SAMPLE_RATE)), error)
+    stoi_score = float(stoi(reference, degraded, PESQ_SAMPLE_RATE))
+    estoi = float(stoi(reference, degraded, PESQ_SAMPLE_RATE, extended=True)) if extended else None
+    return PerceptualScores(pesq_score, stoi_score, estoi, error)
 
 
 def si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -68,7 +74,7 @@ class PerceptualScorer:
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self._executor: Executor | None = None
 
-    def submit(self, reference: np.ndarray, degraded: np.ndarray) -> Future:
+    def submit(self, reference: np.ndarray, degraded: np.ndarray, extended: bool = False) -> Future:
         if self._executor is None:
             if self.workers == 0:
                 self._executor = _InlineExecutor()
@@ -77,7 +83,7 @@ class PerceptualScorer:
                 # spawn would re-import torch and Lightning in each of them.
                 context = multiprocessing.get_context("fork")
                 self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
-        return self._executor.submit(perceptual_scores, reference, degraded)
+        return self._executor.submit(perceptual_scores, reference, degraded, extended)
 
     def close(self) -> None:
         if self._executor is not None:

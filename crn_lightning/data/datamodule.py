@@ -164,13 +164,27 @@ class GridMixtures(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict:
+        return self.mixture(index)
+
+    def mixture(self, index: int, full_length: bool = False) -> dict:
+        """Grid item ``index`` as a clip, or with ``full_length`` as the whole utterance mixed
+        with the item's noise at the item's SNR (crn_lightning.evaluate). The full-length noise
+        starts at the item's offset, moved back if the utterance would run past the region."""
         item = self.items[index]
         region = self.noise_regions[item.environment]
-        noisy, clean, _ = mix_at_snr(
-            fit_length(self.utterances[item.utterance].audio, self.clip_samples),
-            region[item.noise_offset : item.noise_offset + self.clip_samples],
-            item.snr_db,
-        )
+        speech = self.utterances[item.utterance].audio
+        if full_length:
+            if len(speech) > len(region):
+                raise ValueError(
+                    f"utterance {self.utterances[item.utterance].name} ({len(speech)} samples) "
+                    f"is longer than its noise region ({len(region)} samples)"
+                )
+            start = min(item.noise_offset, len(region) - len(speech))
+            noise = region[start : start + len(speech)]
+        else:
+            speech = fit_length(speech, self.clip_samples)
+            noise = region[item.noise_offset : item.noise_offset + self.clip_samples]
+        noisy, clean, _ = mix_at_snr(speech, noise, item.snr_db)
         noisy, clean = prevent_clipping(noisy, clean)
         return _example(noisy, clean, item.snr_db, item.environment, index)
 
