@@ -58,3 +58,13 @@ def test_aggregate_leaves_failed_pesq_out_of_both_means():
     summary = aggregate_scores(records)
     assert summary["pesq"] == 2.5 and summary["pesq_noisy"] == 1.5
     assert summary["pesq_failures"] == 1 and summary["clips"] == 3
+
+
+def test_extended_stoi_only_when_asked_and_ranks_noisier_speech_lower(speech):
+    noise = np.random.default_rng(2).standard_normal(len(speech)).astype(np.float32)
+    scores = {
+        snr: perceptual_scores(speech, mix_at_snr(speech, noise, snr)[0], extended=True)
+        for snr in (0, 20)
+    }
+    assert -1 < scores[0].estoi < scores[20].estoi <= 1
+    assert perceptual_scores(speech, speech).estoi is None

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import write_tiny_corpora
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -25,7 +26,6 @@ from crn_lightning.evaluate import evaluate
 from crn_lightning.metrics import perceptual_scores, si_sdr
 from crn_lightning.mixing import snr_db
 from crn_lightning.module import EnhancementModule
-from tests.conftest import write_tiny_corpora
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
