@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -11,15 +13,56 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
 from crn_lightning.callbacks import StepTimer
 from crn_lightning.module import EnhancementModule, aggregate_by
+from crn_lightning.sweep import run_name, swept_keys
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_FILENAME = "epoch{epoch:02d}-val_pesq{val/pesq:.3f}"
+_CHECKPOINT_EPOCH = re.compile(r"^epoch(\d+)-")
+
+
+def best_epoch(checkpoint_path: str | None) -> int | None:
+    """The 1-based epoch of a checkpoint named by CHECKPOINT_FILENAME (its name says 0-based)."""
+    match = _CHECKPOINT_EPOCH.match(Path(checkpoint_path).name) if checkpoint_path else None
+    return int(match.group(1)) + 1 if match else None
+
+
+def tensorboard_logger(run_dir: Path) -> TensorBoardLogger:
+    """A single run logs into ``<run>/tensorboard``; a multirun job into
+    ``<sweep>/tensorboard/<job number>_<swept overrides>``, so ``tensorboard --logdir`` on the
+    sweep (or on outputs/) shows every job as a run named by what it changed."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        save_dir, name = run_dir, "tensorboard"
+    else:
+        sweep_dir = Path(hydra_cfg.sweep.dir)
+        overrides = list(hydra_cfg.overrides.task)
+        save_dir = sweep_dir / "tensorboard"
+        name = run_name(hydra_cfg.job.num, overrides, swept_keys(sweep_dir))
+    return TensorBoardLogger(save_dir=str(save_dir), name=name, version="", default_hp_metric=False)
+
+
+def _refuse_respawn_in_multirun(trainer: L.Trainer) -> None:
+    # Lightning's DDP launcher starts each extra process by re-running the command line, which
+    # in a local multirun would start the whole sweep again in every process.
+    respawns = isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher)
+    if respawns and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ValueError(
+            f"trainer.devices={trainer.num_devices} with strategy "
+            f"{type(trainer.strategy).__name__} in a local multirun (-m): Lightning would "
+            "re-run the whole sweep in each process. Sweep multi-device jobs through "
+            "hydra/launcher=slurm (SLURM starts the processes), or run them one at a time "
+            "without -m."
+        )
 
 
 def _breakdown(records: list[dict[str, Any]], environments: list[str]) -> dict[str, Any]:
@@ -56,12 +99,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     parameters = model.num_parameters()
     log.info("CRN: %s parameters; frequency sizes %s", f"{parameters:,}", model.freq_sizes)
 
-    logger = TensorBoardLogger(
-        save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False
-    )
+    logger = tensorboard_logger(run_dir)
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
-        filename="epoch{epoch:02d}-val_pesq{val/pesq:.3f}",
+        filename=CHECKPOINT_FILENAME,
         auto_insert_metric_name=False,
         monitor=cfg.checkpoint.monitor,
         mode=cfg.checkpoint.mode,
@@ -71,6 +112,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(
         cfg.trainer, logger=logger, callbacks=[checkpoint, timer], default_root_dir=str(run_dir)
     )
+    _refuse_respawn_in_multirun(trainer)
     trainer.fit(module, datamodule=datamodule)
     best = checkpoint.best_model_path or None
     if best is None:
@@ -88,11 +130,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_val_pesq": float(checkpoint.best_model_score)
         if checkpoint.best_model_score is not None
         else None,
+        "best_epoch": best_epoch(best),
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "train_step_time_s": timer.median_s,
         "wall_time_s": round(time.perf_counter() - started, 1),
         "run_dir": str(run_dir),
+        "tensorboard_dir": logger.log_dir,
     }
     if trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -109,8 +153,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    # The return value is what a Hydra sweeper (e.g. Optuna) optimises.
-    return train(cfg)["test"]["test/pesq"]
+    # What a Hydra sweeper (e.g. Optuna) optimises: the best validation score of the metric
+    # that picks the checkpoint (val/pesq), never a test figure.
+    best = train(cfg)["best_val_pesq"]
+    return best if best is not None else math.nan
 
 
 if __name__ == "__main__":
