@@ -53,4 +53,7 @@ class STFT(nn.Module):
         return spec.abs(), spec.angle()
 
     def inverse(self, magnitude: torch.Tensor, phase: torch.Tensor, length: int) -> torch.Tensor:
+        # Under bf16 mixed precision the network may hand back a bf16 magnitude; the phase
+        # (from the STFT, outside autocast) sets the precision of the inverse.
+        magnitude = magnitude.to(phase.dtype)
         return self.inverse_spectrogram(torch.polar(magnitude, phase), length=length)

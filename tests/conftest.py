@@ -1,3 +1,6 @@
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +9,32 @@ import pytest
 from crn_lightning.audio import write_audio
 
 SR = 16000
+ROOT = Path(__file__).resolve().parents[1]
+
+# The train CLI at its smallest: the quickstart recipe on a tiny embedded corpus, 0.5 s crops,
+# a 4-8-8-16-16 CRN, 2 steps per epoch, 8 test clips (2 utterances × 2 noises × 2 SNRs).
+TINY = [
+    "experiment=quickstart",
+    "data.embedded.utterances_per_speaker=5",
+    "data.embedded.noise_seconds=12",
+    "data.split.train=4",
+    "data.split.val=2",
+    "data.split.test=2",
+    "data.snr_db=[0,10]",
+    "data.clip_seconds=1.0",
+    "data.train_clip_seconds=0.5",
+    "data.epoch_length=8",
+    "data.val_subset=null",
+    "data.batch_size=4",
+    "data.environments=[PRESTO,NPARK]",
+    "data.num_workers=0",
+    "model.channels=[4,8,8,16,16]",
+    "model.lstm_hidden=32",
+    "trainer.max_epochs=2",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+]
 
 
 def write_tiny_corpora(
@@ -39,3 +68,30 @@ def write_tiny_corpora(
 @pytest.fixture
 def tiny_corpora(tmp_path):
     return write_tiny_corpora(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """One embedded-corpus cache for every CLI run of the session: generated once (eSpeak)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def train_cli(tmp_path, tiny_cache) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``python -m crn_lightning.train`` (``-m`` with ``multirun=True``) on the TINY config
+    as a user would, outputs under ``tmp_path/outputs``; later overrides win."""
+
+    def run(*overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "crn_lightning.train",
+            *(["-m"] if multirun else []),
+            *TINY,
+            f"paths.cache_dir={tiny_cache}",
+            f"paths.output_dir={tmp_path / 'outputs'}",
+            *overrides,
+        ]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+    return run
