@@ -138,6 +138,12 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_test_figures(tmp_path
         assert result.returncode == 0, result.stderr[-3000:]
         (run_dir,) = (tmp_path / "outputs" / name).iterdir()
         figures[name] = json.loads((run_dir / "metrics.json").read_text())["test"]
+    print(
+        {
+            name: {k: f[k] for k in ("test/clips", "test/pesq", "test/stoi")}
+            for name, f in figures.items()
+        }
+    )
     assert figures["ddp"]["test/clips"] == 9
     assert figures["ddp"] == figures["single"]
 
