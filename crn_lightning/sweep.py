@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,21 +49,24 @@ def override_value(override: str) -> str:
     return override.partition("=")[2]
 
 
-def swept_keys(sweep_dir: Path) -> set[str] | None:
-    """Keys the multirun sweeps over (command-line sweeps and ``hydra.sweeper.params``),
-    read from the ``multirun.yaml`` the sweeper saves before launching; None without it."""
+def swept_keys(sweep_dir: Path, sweeper_params: Mapping[str, Any] | None = None) -> set[str] | None:
+    """Keys a multirun sweeps over: its sweeper's ``params`` (which every job's config carries)
+    and its command-line sweeps (``key=a,b``), read from the ``multirun.yaml`` that Hydra's
+    basic sweeper saves before launching (the Optuna sweeper saves none). None when neither
+    says anything."""
+    keys = {override_key(k) for k in sweeper_params or {}}
     path = Path(sweep_dir) / "multirun.yaml"
-    if not path.is_file():
-        return None
-    config = OmegaConf.load(path)
-    task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
-    keys = {
-        o.key_or_group
-        for o in OverridesParser.create().parse_overrides(task)
-        if o.is_sweep_override()
-    }
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    return keys | {override_key(k) for k in params}
+    if path.is_file():
+        config = OmegaConf.load(path)
+        task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+        keys |= {
+            o.key_or_group
+            for o in OverridesParser.create().parse_overrides(task)
+            if o.is_sweep_override()
+        }
+        params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+        keys |= {override_key(k) for k in params}
+    return keys or None
 
 
 def _safe_name(text: str) -> str:

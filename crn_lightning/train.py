@@ -47,7 +47,8 @@ def tensorboard_logger(run_dir: Path) -> TensorBoardLogger:
         sweep_dir = Path(hydra_cfg.sweep.dir)
         overrides = list(hydra_cfg.overrides.task)
         save_dir = sweep_dir / "tensorboard"
-        name = run_name(hydra_cfg.job.num, overrides, swept_keys(sweep_dir))
+        swept = swept_keys(sweep_dir, hydra_cfg.sweeper.get("params"))
+        name = run_name(hydra_cfg.job.num, overrides, swept)
     return TensorBoardLogger(save_dir=str(save_dir), name=name, version="", default_hp_metric=False)
 
 

@@ -219,6 +219,8 @@ def test_swept_keys_come_from_the_command_line_and_the_sweeper_params(tmp_path):
         tmp_path / "multirun.yaml",
     )
     assert swept_keys(tmp_path) == {"stft.n_fft", "data.snr_db"}
+    # Without multirun.yaml (the Optuna sweeper writes none), the job's sweeper params count.
+    assert swept_keys(tmp_path / "optuna", {"module.lr": "interval(0.1, 1)"}) == {"module.lr"}
     assert swept_keys(tmp_path / "missing") is None
 
 
