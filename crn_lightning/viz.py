@@ -81,13 +81,16 @@ def sweep_figure(summary: Summary) -> Figure:
     enhanced = [row["pesq"] if row["pesq"] is not None else nan for row in rows]
     noisy = [row["pesq_noisy"] if row["pesq_noisy"] is not None else nan for row in rows]
     axes[0].bar(x - width / 2, noisy, width, label="noisy input", color="0.7")
-    axes[0].bar(x + width / 2, enhanced, width, label="enhanced", color="tab:blue")
+    bars = axes[0].bar(x + width / 2, enhanced, width, label="enhanced", color="tab:blue")
+    axes[0].bar_label(bars, fmt="%.2f", fontsize=8)
     for i, row in enumerate(rows):
         if row["status"] != "ok":
             axes[0].text(i, 1.02, row["status"], ha="center", va="bottom", color="tab:red")
     axes[0].set_xticks(x, labels, fontsize=8)
     axes[0].set_ylabel("test PESQ (wideband, MOS-LQO)")
-    axes[0].set_ylim(1.0, 4.6)
+    # The PESQ scale starts near 1: bars from 1.0, the top a little above the best job.
+    finite = [v for v in enhanced + noisy if np.isfinite(v)]
+    axes[0].set_ylim(1.0, min(4.65, max(finite, default=2.0) + 0.3))
     axes[0].legend(loc="upper right")
     axes[0].set_title("test PESQ per job")
     if per_snr:
