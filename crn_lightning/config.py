@@ -141,6 +141,30 @@ class TrainConfig:
     trainer: Any = MISSING
 
 
+def check_keys(cfg: Any) -> None:
+    """Reject keys forced into a node with ``+key=...``, which Hydra lets through a schema."""
+    known_targets = {
+        s._target_: s for s in (ArcticDemandConfig, STFTConfig, CRNConfig, TrainerConfig)
+    }
+    nodes = {"": TrainConfig, "paths": PathsConfig, "module": ModuleConfig}
+    nodes |= {"checkpoint": CheckpointConfig}
+    nodes |= {
+        k: known_targets.get(cfg[k].get("_target_")) for k in ("data", "stft", "model", "trainer")
+    }
+    unknown = [
+        f"{group}.{key}".lstrip(".")
+        for group, schema in nodes.items()
+        if schema is not None
+        for key in (cfg[group] if group else cfg)
+        if key not in {f.name for f in fields(schema)}
+    ]
+    if unknown:
+        raise ConfigError(
+            f"unknown config keys {unknown} (added with '+'?): the keys each node takes are "
+            "in crn_lightning/config.py"
+        )
+
+
 class RunFolderError(ConfigError, InterpolationResolutionError):
     """Raised inside a resolver: OmegaConf passes this kind through unwrapped."""
 

@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from crn_lightning.callbacks import StepTimer
-from crn_lightning.config import register_configs, resume_checkpoint
+from crn_lightning.config import check_keys, register_configs, resume_checkpoint
 from crn_lightning.errors import UserError
 from crn_lightning.module import CHECKPOINT_CONFIG_KEY, EnhancementModule, aggregate_by
 
@@ -95,6 +95,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     overrides = [o for o in HydraConfig.get().overrides.task if _override_key(o) != "resume"]
     if cfg.resume:
         cfg, ckpt_path, overrides = resumed_config(cfg)
+    check_keys(cfg)
     L.seed_everything(cfg.seed, workers=True)
     stft = instantiate(cfg.stft)
     datamodule = instantiate(cfg.data, stft=stft)
