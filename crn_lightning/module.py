@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -254,7 +253,6 @@ class EnhancementModule(L.LightningModule):
                 title=f"validation clip {index}: {datamodule.describe('val', index)} (step {step})",
             )
             writer.add_figure(f"val_examples/clip{j}_spectrograms", fig, step)
-            plt.close(fig)
             writer.add_audio(
                 f"val_examples/clip{j}_enhanced", batch["enhanced"][j].cpu(), step, self.sample_rate
             )

@@ -263,16 +263,26 @@ def sweep_table(jobs: Sequence[SweepJob]) -> list[dict[str, Any]]:
             {
                 **row,
                 "status": "done",
-                "PESQ": s["pesq"],
-                "noisy": s["pesq_noisy"],
-                "gain": s["pesq"] - s["pesq_noisy"],
-                "STOI": s["stoi"],
-                "SI-SDR (dB)": s["si_sdr"],
+                "PESQ": f"{s['pesq']:.3f}",
+                "noisy": f"{s['pesq_noisy']:.3f}",
+                "gain": f"{s['pesq'] - s['pesq_noisy']:+.3f}",
+                "STOI": f"{s['stoi_noisy']:.3f} → {s['stoi']:.3f}",
+                "SI-SDR (dB)": f"{s['si_sdr_noisy']:.1f} → {s['si_sdr']:.1f}",
                 "parameters": m["parameters"],
-                "wall time (s)": m["wall_time_s"],
+                "wall time (s)": f"{m['wall_time_s']:.0f}",
             }
         )
     return rows
+
+
+def sweep_by_snr(jobs: Sequence[SweepJob]) -> dict[str, dict[float, dict[str, float]]]:
+    """Per finished job (labelled by its differing overrides): its test scores per SNR, the
+    input to ``viz.pesq_vs_snr_figure``."""
+    done = [job for job in jobs if job.run is not None]
+    return {
+        label or job.job_dir.name: scores_by_snr(job.run.metrics)
+        for job, label in zip(done, condition_labels(done), strict=True)
+    }
 
 
 def sweep_points(jobs: Sequence[SweepJob], key: str) -> list[dict[str, Any]]:

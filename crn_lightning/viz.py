@@ -1,14 +1,14 @@
-"""Plots shared by TensorBoard logging and the notebooks; every function returns a Figure."""
+"""Plots shared by TensorBoard logging and the notebooks; every function returns a Figure.
+
+Figures are built without pyplot: no global backend is touched (servers have no display), no
+figure stays registered (nothing to close), and a notebook shows the one it gets once
+(``%matplotlib inline``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on servers; notebooks render inline anyway
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -46,9 +46,8 @@ def spectrogram_figure(
     db = {name: _db(m) for name, m in magnitudes.items()}
     vmax = max(float(d.max()) for d in db.values())
     vmin = vmax - DYNAMIC_RANGE_DB
-    fig, axes = plt.subplots(
-        1, len(db), figsize=(4.2 * len(db), 3.4), sharey=True, constrained_layout=True
-    )
+    fig = Figure(figsize=(4.2 * len(db), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(db), sharey=True)
     axes = np.atleast_1d(axes)
     for ax, (name, spec) in zip(axes, db.items(), strict=True):
         n_freqs, n_frames = spec.shape
@@ -113,7 +112,8 @@ def resolution_figure(
     if frame_time_s is None:
         frame_time_s = float(np.argmax(next(iter(energies.values())))) * hop_length / sample_rate
     frame = round(frame_time_s * sample_rate / hop_length)
-    fig, (ax_f, ax_t) = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True)
+    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    ax_f, ax_t = fig.subplots(1, 2)
     for offset, (label, magnitude) in enumerate(mags.items()):
         freqs = np.linspace(0, sample_rate / 2, magnitude.shape[0])
         keep = freqs <= max_freq_hz
@@ -137,10 +137,8 @@ def waveforms_figure(
     signals: Mapping[str, np.ndarray | torch.Tensor], sample_rate: int, title: str | None = None
 ) -> Figure:
     """Waveforms stacked on shared time and amplitude axes."""
-    fig, axes = plt.subplots(
-        len(signals), 1, figsize=(10, 1.3 * len(signals) + 0.6), sharex=True, sharey=True
-    )
-    axes = np.atleast_1d(axes)
+    fig = Figure(figsize=(10, 1.1 * len(signals) + 0.6), layout="constrained")
+    axes = fig.subplots(len(signals), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
     for ax, (name, signal) in zip(axes, signals.items(), strict=True):
         signal = np.asarray(torch.as_tensor(signal).detach().cpu())
         ax.plot(np.arange(len(signal)) / sample_rate, signal, lw=0.4)
@@ -148,7 +146,6 @@ def waveforms_figure(
     axes[-1].set_xlabel("time (s)")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -165,8 +162,9 @@ def curves_figure(
             f"none of the tags {sorted({t for v in panels.values() for t in v})} "
             f"is among the logged scalars {sorted(scalars)}"
         )
-    fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.2), constrained_layout=True)
-    for ax, (name, tags) in zip(np.atleast_1d(axes), shown.items(), strict=True):
+    fig = Figure(figsize=(4 * len(shown), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, (name, tags) in zip(axes, shown.items(), strict=True):
         for tag in tags:
             steps, values = scalars[tag]
             style = "--" if tag.endswith("_noisy") else "-"
@@ -184,7 +182,8 @@ def scores_figure(
     (``pesq``, ``pesq_noisy``, ...: one entry of a run's ``test_breakdown``)."""
     names = list(groups)
     x = np.arange(len(names))
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(13, 3.4), constrained_layout=True)
+    fig = Figure(figsize=(13, 3.4), layout="constrained")
+    axes = fig.subplots(1, len(METRICS))
     for ax, (key, label) in zip(axes, METRICS, strict=True):
         for shift, (kind, suffix) in ((-0.2, ("noisy", "_noisy")), (0.2, ("enhanced", ""))):
             values = [groups[n][key + suffix] for n in names]
@@ -202,11 +201,13 @@ def pesq_vs_snr_figure(conditions: Mapping[str, Mapping[float, Mapping[str, floa
     """Test PESQ against the test SNR for each training condition (a sweep's jobs): enhanced
     solid, the noisy input dashed in the same colour. ``conditions`` maps a condition label to
     {snr: scores} (a run's ``test_breakdown['by_snr_db']`` with float keys)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
     for label, by_snr in conditions.items():
         snrs = sorted(by_snr)
         (line,) = ax.plot(snrs, [by_snr[s]["pesq"] for s in snrs], "-o", ms=4, label=label)
         ax.plot(snrs, [by_snr[s]["pesq_noisy"] for s in snrs], "--", color=line.get_color())
+    ax.set_xticks(sorted({snr for by_snr in conditions.values() for snr in by_snr}))
     ax.set(xlabel="test SNR (dB)", ylabel="PESQ (wideband)", title="PESQ vs SNR (dashed: noisy)")
     ax.legend(fontsize=8)
     return fig
@@ -217,12 +218,14 @@ def metric_vs_parameter_figure(
 ) -> Figure:
     """A test metric against a swept parameter (e.g. stft.n_fft): one line per ``label`` (the
     other overrides), enhanced solid and noisy dashed. Each point: x, label, metric, noisy."""
-    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
     for label in dict.fromkeys(p["label"] for p in points):
         mine = sorted((p for p in points if p["label"] == label), key=lambda p: p["x"])
         xs = [p["x"] for p in mine]
         (line,) = ax.plot(xs, [p[metric] for p in mine], "-o", ms=4, label=label or "all jobs")
         ax.plot(xs, [p[f"{metric}_noisy"] for p in mine], "--", color=line.get_color())
+    ax.set_xticks(sorted({p["x"] for p in points}))
     name = dict(METRICS).get(metric, metric)
     ax.set(xlabel=parameter, ylabel=f"test {name}", title=f"{name} vs {parameter} (dashed: noisy)")
     ax.legend(fontsize=8)
