@@ -24,6 +24,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from crn_lightning.config import register_configs
 from crn_lightning.data.datamodule import STAGES, ArcticDemandDataModule
 from crn_lightning.metrics import perceptual_scores, si_sdr
 from crn_lightning.mixing import rms, snr_db
@@ -322,6 +323,7 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     the project folder (relative ``paths.*`` are taken from the project root)."""
     if not (CONFIG_DIR / "config.yaml").is_file():
         raise FileNotFoundError(f"the project's Hydra configs are not at {CONFIG_DIR}")
+    register_configs()  # the schemas conf/config.yaml names in its defaults
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
     _absolute_paths(cfg, PROJECT_ROOT, CONFIG_DIR)

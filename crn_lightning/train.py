@@ -10,6 +10,8 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
+from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -17,9 +19,15 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from crn_lightning.callbacks import StepTimer
-from crn_lightning.module import EnhancementModule, aggregate_by
+from crn_lightning.config import check_keys, register_configs, resume_checkpoint
+from crn_lightning.errors import UserError
+from crn_lightning.module import CHECKPOINT_CONFIG_KEY, EnhancementModule, aggregate_by
 
 log = logging.getLogger(__name__)
+register_configs()
+
+# What a finished or running run leaves in its folder; a new run refuses a folder holding any.
+RUN_ARTEFACTS = ("checkpoints", "tensorboard", "metrics.json")
 
 
 def _breakdown(records: list[dict[str, Any]], environments: list[str]) -> dict[str, Any]:
@@ -41,15 +49,60 @@ def closing_line(test: dict[str, float], run_dir: Path) -> str:
     )
 
 
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path, list[str]]:
+    """The config of the run that ``resume=`` names, with this command's overrides on top
+    (later ones win), its checkpoint, and the overrides that make that config."""
+    ckpt = resume_checkpoint(cfg.resume)
+    # mmap: only the config is read, not the weights and optimizer state.
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    saved_overrides = saved.get(CHECKPOINT_CONFIG_KEY, {}).get("overrides")
+    if saved_overrides is None:
+        raise UserError(
+            f"resume={cfg.resume}: {ckpt} holds no training overrides (not written by this "
+            "version of crn_lightning.train), so its run cannot be continued"
+        )
+    overrides: dict[str, str] = {}
+    for override in [*saved_overrides, *HydraConfig.get().overrides.task]:
+        overrides[_override_key(override)] = override
+    del overrides["resume"]
+    log.info("resuming from %s with overrides %s", ckpt, list(overrides.values()))
+    composed = compose(
+        HydraConfig.get().job.config_name, overrides=[*overrides.values(), f"resume={ckpt}"]
+    )
+    return composed, ckpt, list(overrides.values())
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Refuse a folder that already holds a run (e.g. a fixed ``hydra.run.dir``)."""
+    found = [name for name in RUN_ARTEFACTS if (run_dir / name).exists()]
+    if found:
+        raise UserError(
+            f"{run_dir} already holds a run ({', '.join(found)}); a run never writes into "
+            "another run's folder: leave hydra.run.dir at its default or choose a new folder"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, write ``metrics.json``; returns what it wrote."""
     started = time.perf_counter()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    check_run_folder(run_dir)
+    ckpt_path = None
+    overrides = [o for o in HydraConfig.get().overrides.task if _override_key(o) != "resume"]
+    if cfg.resume:
+        cfg, ckpt_path, overrides = resumed_config(cfg)
+    check_keys(cfg)
     L.seed_everything(cfg.seed, workers=True)
     stft = instantiate(cfg.stft)
     datamodule = instantiate(cfg.data, stft=stft)
     model = instantiate(cfg.model, n_freqs=stft.n_freqs)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    # What composes this config: resume= starts from them (see resumed_config).
+    resolved["overrides"] = overrides
     module = EnhancementModule(
         model, stft, sample_rate=cfg.data.sample_rate, config=resolved, **cfg.module
     )
@@ -66,12 +119,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         monitor=cfg.checkpoint.monitor,
         mode=cfg.checkpoint.mode,
         save_last=True,
+        every_n_train_steps=cfg.checkpoint.every_n_train_steps,
     )
     timer = StepTimer()
     trainer: L.Trainer = instantiate(
         cfg.trainer, logger=logger, callbacks=[checkpoint, timer], default_root_dir=str(run_dir)
     )
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = checkpoint.best_model_path or None
     if best is None:
         log.warning("no checkpoint was kept (e.g. fast_dev_run): testing the final weights")
@@ -93,6 +147,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "train_step_time_s": timer.median_s,
         "wall_time_s": round(time.perf_counter() - started, 1),
         "run_dir": str(run_dir),
+        "resumed_from": str(ckpt_path) if ckpt_path else None,
+        "skipped_batches": module.skipped_batches,
     }
     if trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
