@@ -6,13 +6,12 @@ import logging
 import math
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,6 +23,9 @@ from crn_lightning.metrics import PerceptualScorer, si_sdr
 from crn_lightning.models.crn import CRN
 from crn_lightning.stft import STFT
 from crn_lightning.viz import spectrogram_figure
+
+if TYPE_CHECKING:
+    from crn_lightning.data.datamodule import ArcticDemandDataModule
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,23 @@ class EnhancementModule(L.LightningModule):
     def forward(self, noisy: torch.Tensor) -> torch.Tensor:
         """Enhance (B, L) waveforms."""
         return self.enhance(*self.stft.magnitude_phase(noisy), noisy.shape[-1])[2]
+
+    @torch.no_grad()
+    def enhance_grid(
+        self, datamodule: ArcticDemandDataModule, stage: str, indices: Sequence[int]
+    ) -> dict[str, torch.Tensor]:
+        """Items ``indices`` of the data module's ``stage`` grid as one batch on this module's
+        device (waveforms, magnitudes, SNRs...), with the enhanced magnitude and waveform added
+        as ``enhanced_mag`` and ``enhanced``. TensorBoard examples and the notebooks use it."""
+        dataset = datamodule.datasets[stage]
+        batch = default_collate([dataset[i] for i in indices])
+        batch = datamodule.on_after_batch_transfer(
+            {k: v.to(self.device) for k, v in batch.items()}, 0
+        )
+        _, batch["enhanced_mag"], batch["enhanced"] = self.enhance(
+            batch["noisy_mag"], batch["noisy_phase"], batch["noisy"].shape[-1]
+        )
+        return batch
 
     # -- training ----------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -260,34 +279,24 @@ class EnhancementModule(L.LightningModule):
         if not loggers or not self.trainer.is_global_zero or self.examples <= 0:
             return
         writer, datamodule = loggers[0].experiment, self.trainer.datamodule
-        dataset = datamodule.datasets["val"]
-        indices = sorted({round(x) for x in np.linspace(0, len(dataset) - 1, self.examples)})
-        batch = default_collate([dataset[i] for i in indices])
-        batch = datamodule.on_after_batch_transfer(
-            {k: v.to(self.device) for k, v in batch.items()}, 0
-        )
-        with torch.no_grad():
-            _, magnitude, enhanced = self.enhance(
-                batch["noisy_mag"], batch["noisy_phase"], batch["noisy"].shape[-1]
-            )
+        count = len(datamodule.datasets["val"])
+        indices = sorted({round(x) for x in np.linspace(0, count - 1, self.examples)})
+        batch = self.enhance_grid(datamodule, "val", indices)
         step, first = self.global_step, not self._examples_logged
         for j, index in enumerate(indices):
-            item = datamodule.grid_item("val", index)
-            env = datamodule.environments[item.environment]
             fig = spectrogram_figure(
                 {
                     "noisy": batch["noisy_mag"][j],
-                    "enhanced": magnitude[j],
+                    "enhanced": batch["enhanced_mag"][j],
                     "clean": batch["clean_mag"][j],
                 },
                 self.sample_rate,
                 self.stft.hop_length,
-                title=f"validation clip {index}: {env} at {item.snr_db:g} dB (step {step})",
+                title=f"validation clip {index}: {datamodule.describe('val', index)} (step {step})",
             )
             writer.add_figure(f"val_examples/clip{j}_spectrograms", fig, step)
-            plt.close(fig)
             writer.add_audio(
-                f"val_examples/clip{j}_enhanced", enhanced[j].cpu(), step, self.sample_rate
+                f"val_examples/clip{j}_enhanced", batch["enhanced"][j].cpu(), step, self.sample_rate
             )
             if first:
                 for kind in ("noisy", "clean"):

@@ -453,3 +453,11 @@ class ArcticDemandDataModule(L.LightningDataModule):
 
     def grid_item(self, stage: str, index: int) -> GridItem:
         return self.datasets[stage].items[index]
+
+    def describe(self, stage: str, index: int) -> str:
+        """What item ``index`` of a validation or test grid is, e.g.
+        'slt arctic_a0012 + NPARK at 5 dB'."""
+        item = self.grid_item(stage, index)
+        utterance = self.datasets[stage].utterances[item.utterance]
+        environment = self.environments[item.environment]
+        return f"{utterance.speaker} {utterance.name} + {environment} at {item.snr_db:g} dB"
