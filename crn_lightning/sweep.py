@@ -14,13 +14,11 @@ import csv
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import tempfile
 import traceback
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +28,22 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from crn_lightning.results import (
+    FAILED_FILE,
+    SweepJob,
+    condition_labels,
+    differing_overrides,
+    load_sweep,
+    markdown_table,
+    scores_by_snr,
+    sweep_by_snr,
+    sweep_snrs,
+    sweep_table,
+    test_scores,
+)
+
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
-FAILED_FILE = "failed.json"
 SUMMARY_FILES = ("summary.csv", "summary.md", "summary.png")
 # A run name stays far below the 255-byte file-name limit; longer ones end in a hash.
 MAX_RUN_NAME_BYTES = 120
@@ -87,56 +97,7 @@ def run_name(job_num: int, overrides: Sequence[str], swept: set[str] | None) -> 
     return _safe_name(f"{job_num:02d}" + ("_" + ",".join(shown) if shown else ""))
 
 
-# -- job folders ----------------------------------------------------------------------------
-@dataclass
-class Job:
-    folder: Path
-    overrides: list[str]
-    status: str  # ok | failed | incomplete (killed, timed out, or still running)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def num(self) -> str:
-        return self.folder.name
-
-    def setting(self, key: str) -> str | None:
-        values = [override_value(o) for o in self.overrides if override_key(o) == key]
-        return values[-1] if values else None
-
-
-def _last_log_line(folder: Path) -> str | None:
-    logs = sorted(folder.glob("*.log"))
-    lines = logs[0].read_text(errors="replace").strip().splitlines() if logs else []
-    return lines[-1] if lines else None
-
-
-def find_jobs(sweep_dir: Path) -> list[Job]:
-    """The job folders of a multirun, in job order; a clear error when there are none."""
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"sweep folder {sweep_dir} does not exist")
-    folders = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
-    if not folders:
-        raise FileNotFoundError(
-            f"{sweep_dir} holds no job folders (<n>/.hydra/overrides.yaml): expected a Hydra "
-            "multirun folder such as outputs/multirun/<name>/<date_time>"
-        )
-    folders.sort(key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0))
-    jobs = []
-    for folder in folders:
-        overrides = [str(o) for o in OmegaConf.load(folder / ".hydra" / "overrides.yaml")]
-        if (folder / METRICS_FILE).is_file():
-            metrics = json.loads((folder / METRICS_FILE).read_text())
-            jobs.append(Job(folder, overrides, "ok", metrics))
-        elif (folder / FAILED_FILE).is_file():
-            failure = json.loads((folder / FAILED_FILE).read_text())
-            jobs.append(Job(folder, overrides, "failed", error=failure["error"]))
-        else:
-            jobs.append(Job(folder, overrides, "incomplete", error=_last_log_line(folder)))
-    return jobs
-
-
+# -- failed jobs and the summary ------------------------------------------------------------
 def write_failure(folder: Path, error: BaseException) -> Path:
     """Record a job's exception in ``failed.json``: the first line of its root cause (e.g. the
     ValueError inside Hydra's InstantiationException), and the whole traceback."""
@@ -153,132 +114,37 @@ def write_failure(folder: Path, error: BaseException) -> Path:
     return path
 
 
-# -- the summary ------------------------------------------------------------------------------
-@dataclass
-class Summary:
-    sweep_dir: Path
-    jobs: list[Job]
-    varying: list[str]  # override keys whose value differs between jobs
-    common: list[str]  # overrides every job shares
-    snrs: list[str]  # test SNRs (dB) over all jobs, ascending
-    rows: list[dict[str, Any]]  # one per job: the CSV's columns
-
-    @property
-    def failed(self) -> list[Job]:
-        return [j for j in self.jobs if j.status != "ok"]
-
-
-def _varying_and_common(jobs: list[Job]) -> tuple[list[str], list[str]]:
-    keys: list[str] = []
-    for job in jobs:
-        keys += [override_key(o) for o in job.overrides if override_key(o) not in keys]
-    varying = [k for k in keys if len({job.setting(k) for job in jobs}) > 1]
-    common = [o for o in jobs[0].overrides if override_key(o) not in varying]
-    return varying, common
-
-
-def _row(job: Job, varying: list[str], snrs: list[str]) -> dict[str, Any]:
-    m, test = job.metrics, job.metrics.get("test", {})
-
-    def value(key: str) -> float | None:
-        return test.get(f"test/{key}")
-
-    pesq, noisy = value("pesq"), value("pesq_noisy")
-    row: dict[str, Any] = {"job": job.num}
-    row |= {key: job.setting(key) for key in varying}
-    row |= {
-        "status": job.status,
-        "pesq": pesq,
-        "pesq_noisy": noisy,
-        "pesq_gain": pesq - noisy if pesq is not None and noisy is not None else None,
-        "stoi": value("stoi"),
-        "stoi_noisy": value("stoi_noisy"),
-        "si_sdr": value("si_sdr"),
-        "si_sdr_noisy": value("si_sdr_noisy"),
-    }
-    for snr in snrs:
-        row[f"pesq@snr={snr}"] = value(f"pesq@snr={snr}")
-        row[f"pesq_noisy@snr={snr}"] = value(f"pesq_noisy@snr={snr}")
-    row |= {
-        "parameters": m.get("parameters"),
-        "best_val_pesq": m.get("best_val_pesq"),
-        "best_epoch": m.get("best_epoch"),
-        "epochs": m.get("epochs"),
-        "train_step_time_s": m.get("train_step_time_s"),
-        "wall_time_s": m.get("wall_time_s"),
-        "error": job.error,
-        "folder": str(job.folder),
-    }
-    return row
+def summary_rows(jobs: Sequence[SweepJob]) -> list[dict[str, Any]]:
+    """``summary.csv``: one row per job, its differing overrides as columns, every figure at
+    full precision (empty for a job that did not finish), its problem and folder."""
+    differing = differing_overrides(jobs)
+    keys = list(dict.fromkeys(k for d in differing for k in d))
+    snrs = sweep_snrs(jobs)
+    rows = []
+    for job, diff in zip(jobs, differing, strict=True):
+        m = job.run.metrics if job.run else {}
+        test = m.get("test", {})
+        pesq, noisy = test.get("test/pesq"), test.get("test/pesq_noisy")
+        row: dict[str, Any] = {"job": job.job_dir.name}
+        row |= {override_key(k): diff.get(k) for k in keys}
+        row |= {"status": job.status, "pesq": pesq, "pesq_noisy": noisy}
+        row["pesq_gain"] = pesq - noisy if pesq is not None and noisy is not None else None
+        for name in ("stoi", "stoi_noisy", "si_sdr", "si_sdr_noisy"):
+            row[name] = test.get(f"test/{name}")
+        by_snr = scores_by_snr(m) if job.run else {}
+        for snr in snrs:
+            for name in ("pesq", "pesq_noisy"):
+                row[f"{name}@snr={snr:g}"] = by_snr[snr][name] if snr in by_snr else None
+        for name in ("parameters", "best_val_pesq", "best_epoch", "epochs"):
+            row[name] = m.get(name)
+        for name in ("train_step_time_s", "wall_time_s"):
+            row[name] = m.get(name)
+        row |= {"error": job.problem, "folder": str(job.job_dir)}
+        rows.append(row)
+    return rows
 
 
-def summarize(sweep_dir: Path) -> Summary:
-    """Read every job of a multirun folder into one table (nothing is written)."""
-    jobs = find_jobs(sweep_dir)
-    varying, common = _varying_and_common(jobs)
-    snrs = {
-        k.removeprefix("test/pesq@snr=")
-        for job in jobs
-        for k in job.metrics.get("test", {})
-        if k.startswith("test/pesq@snr=")
-    }
-    ordered = sorted(snrs, key=float)
-    rows = [_row(job, varying, ordered) for job in jobs]
-    return Summary(Path(sweep_dir), jobs, varying, common, ordered, rows)
-
-
-def _fmt(value: Any, digits: int) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return f"{value:.{digits}f}"
-
-
-def _minutes(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{int(seconds // 60)}:{round(seconds % 60):02d}"
-
-
-def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|")
-
-
-def markdown_table(summary: Summary) -> str:
-    """The summary as a Markdown table; noisy figures in parentheses next to enhanced ones."""
-    header = ["job", *summary.varying, "status", "PESQ", "noisy PESQ", "gain"]
-    header += ["STOI (noisy)", "SI-SDR dB (noisy)"]
-    header += [f"PESQ @{snr} dB (noisy)" for snr in summary.snrs]
-    header += ["parameters", "best epoch", "step ms", "wall time"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in summary.rows:
-        ok = row["status"] == "ok"
-        status = "ok" if ok else f"{row['status']}: {row['error'] or '(no log)'}"
-        best = f"{row['best_epoch']}/{row['epochs']}" if row["best_epoch"] is not None else "—"
-        step = row["train_step_time_s"]
-        cells = [row["job"], *(row[k] if row[k] is not None else "—" for k in summary.varying)]
-        cells += [
-            status,
-            _fmt(row["pesq"], 2),
-            _fmt(row["pesq_noisy"], 2),
-            (f"{row['pesq_gain']:+.2f}" if row["pesq_gain"] is not None else "—"),
-            f"{_fmt(row['stoi'], 3)} ({_fmt(row['stoi_noisy'], 3)})" if ok else "—",
-            f"{_fmt(row['si_sdr'], 1)} ({_fmt(row['si_sdr_noisy'], 1)})" if ok else "—",
-        ]
-        cells += [
-            f"{_fmt(row[f'pesq@snr={s}'], 2)} ({_fmt(row[f'pesq_noisy@snr={s}'], 2)})"
-            if row[f"pesq@snr={s}"] is not None
-            else "—"
-            for s in summary.snrs
-        ]
-        cells += [
-            f"{row['parameters']:,}" if row["parameters"] is not None else "—",
-            best,
-            _fmt(step * 1000 if step is not None else None, 0),
-            _minutes(row["wall_time_s"]),
-        ]
-        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _atomic_write(path: Path, write: Any) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     # Jobs on a cluster may summarize at the same time: readers never see a half-written file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
@@ -289,41 +155,51 @@ def _atomic_write(path: Path, write: Any) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def write_summary(sweep_dir: Path) -> Summary:
-    """Write ``summary.csv``, ``summary.md`` and ``summary.png`` into the sweep folder
-    (derived files: they are rewritten each time from the job folders)."""
+def write_summary(sweep_dir: Path) -> list[SweepJob]:
+    """Write ``summary.csv``, ``summary.md`` and ``summary.png`` into a sweep folder (derived
+    files: rewritten each time from the job folders); returns the jobs read."""
     from crn_lightning.viz import sweep_figure  # matplotlib only when writing
 
-    summary = summarize(sweep_dir)
-    sweep_dir = summary.sweep_dir
+    sweep_dir = Path(sweep_dir)
+    jobs = load_sweep(sweep_dir)
+    rows = summary_rows(jobs)
 
     def write_csv(path: Path) -> None:
         with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(summary.rows[0]))
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
-            writer.writerows(summary.rows)
+            writer.writerows(rows)
 
-    done = sum(j.status == "ok" for j in summary.jobs)
+    differing = {k for d in differing_overrides(jobs) for k in d}
+    common = [o for o in jobs[0].overrides if o.partition("=")[0] not in differing]
+    done = sum(job.status == "ok" for job in jobs)
     text = [
         f"# Sweep summary: `{sweep_dir}`",
         "",
-        f"{len(summary.jobs)} jobs: {done} ok, {len(summary.jobs) - done} failed or incomplete. "
-        "Test figures on each job's test grid; noisy-input figures in parentheses.",
+        f"{len(jobs)} jobs: {done} finished, {len(jobs) - done} failed or incomplete. Test "
+        "figures on each job's test grid, noisy input → enhanced.",
         "",
-        "Common overrides: " + (" ".join(f"`{o}`" for o in summary.common) or "none"),
+        "Common overrides: " + (" ".join(f"`{o}`" for o in common) or "none"),
         "",
-        markdown_table(summary),
+        markdown_table(sweep_table(jobs)),
+        "",
     ]
+    labels = [
+        label or f"job {job.job_dir.name}"
+        for job, label in zip(jobs, condition_labels(jobs), strict=True)
+    ]
+    figure = sweep_figure(
+        {
+            label: test_scores(job.run.metrics) if job.run else None
+            for label, job in zip(labels, jobs, strict=True)
+        },
+        sweep_by_snr(jobs),
+        title=str(sweep_dir),
+    )
     _atomic_write(sweep_dir / "summary.csv", write_csv)
     _atomic_write(sweep_dir / "summary.md", lambda p: p.write_text("\n".join(text)))
-    figure = sweep_figure(summary)
-    try:
-        _atomic_write(sweep_dir / "summary.png", lambda p: figure.savefig(p, dpi=120))
-    finally:
-        import matplotlib.pyplot as plt
-
-        plt.close(figure)
-    return summary
+    _atomic_write(sweep_dir / "summary.png", lambda p: figure.savefig(p, dpi=120, format="png"))
+    return jobs
 
 
 # -- the Hydra callback ---------------------------------------------------------------------
@@ -349,13 +225,11 @@ class SweepCallback(Callback):
         self._write(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if _is_rank_zero():
-            summary = self._write(config)
-            if summary is not None:
-                log.info("sweep summary: %s", summary.sweep_dir / "summary.md")
+        if _is_rank_zero() and self._write(config) is not None:
+            log.info("sweep summary: %s", Path(config.hydra.sweep.dir) / "summary.md")
 
     @staticmethod
-    def _write(config: DictConfig) -> Summary | None:
+    def _write(config: DictConfig) -> list[SweepJob] | None:
         try:
             return write_summary(Path(config.hydra.sweep.dir))
         except Exception:  # the summary must never turn a finished job into a failed one

@@ -1,6 +1,5 @@
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +9,8 @@ from crn_lightning.audio import write_audio
 
 SR = 16000
 ROOT = Path(__file__).resolve().parents[1]
-
-# The train CLI at its smallest: the quickstart recipe on a tiny embedded corpus, 0.5 s crops,
-# a 4-8-8-16-16 CRN, 2 steps per epoch, 8 test clips (2 utterances × 2 noises × 2 SNRs).
+# A whole train run in seconds: embedded corpus of 10 short utterances, 2 noises, 1 s clips,
+# a tiny CRN, 2 epochs of 2 steps (the CLI and notebook tests share it).
 TINY = [
     "experiment=quickstart",
     "data.embedded.utterances_per_speaker=5",
@@ -33,8 +31,25 @@ TINY = [
     "trainer.max_epochs=2",
     "trainer.num_sanity_val_steps=0",
     "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
 ]
+
+
+def run_train(
+    tmp_path: Path, *overrides: str, cache: Path | None = None, multirun: bool = False
+) -> subprocess.CompletedProcess:
+    """``python -m crn_lightning.train`` with the TINY config, outputs under tmp_path and the
+    corpus cache in ``cache`` (default: tmp_path/cache)."""
+    command = [
+        sys.executable,
+        "-m",
+        "crn_lightning.train",
+        *(["-m"] if multirun else []),
+        *TINY,
+        f"paths.cache_dir={cache or tmp_path / 'cache'}",
+        f"paths.output_dir={tmp_path / 'outputs'}",
+        *overrides,
+    ]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def write_tiny_corpora(
@@ -72,26 +87,6 @@ def tiny_corpora(tmp_path):
 
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory) -> Path:
-    """One embedded-corpus cache for every CLI run of the session: generated once (eSpeak)."""
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture
-def train_cli(tmp_path, tiny_cache) -> Callable[..., subprocess.CompletedProcess]:
-    """Run ``python -m crn_lightning.train`` (``-m`` with ``multirun=True``) on the TINY config
-    as a user would, outputs under ``tmp_path/outputs``; later overrides win."""
-
-    def run(*overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "crn_lightning.train",
-            *(["-m"] if multirun else []),
-            *TINY,
-            f"paths.cache_dir={tiny_cache}",
-            f"paths.output_dir={tmp_path / 'outputs'}",
-            *overrides,
-        ]
-        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
-
-    return run
+    """One corpus cache for every TINY run of the session: the embedded corpus is generated
+    once (about 10 s of eSpeak) and verified by the runs after."""
+    return tmp_path_factory.mktemp("tiny_cache")

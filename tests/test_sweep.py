@@ -8,14 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, run_train
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from crn_lightning.config import register_configs
+from crn_lightning.results import RunError
 from crn_lightning.summarize import main as summarize_main
-from crn_lightning.sweep import MAX_RUN_NAME_BYTES, find_jobs, run_name, swept_keys
-
-ROOT = Path(__file__).resolve().parents[1]
+from crn_lightning.sweep import MAX_RUN_NAME_BYTES, run_name, swept_keys, write_summary
 
 
 def _sweep_dir(outputs: Path) -> Path:
@@ -34,13 +35,15 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_2x2_multirun_writes_a_summary_and_one_named_tensorboard_run_per_job(tmp_path, train_cli):
+def test_2x2_multirun_writes_a_summary_and_one_named_tensorboard_run_per_job(tmp_path, tiny_cache):
     # Two training SNR conditions × two learning rates, all tested on one grid (0 and 10 dB).
-    result = train_cli(
+    result = run_train(
+        tmp_path,
         "data.snr_db=[0],[10]",
         "module.lr=0.001,0.003",
         "data.test_snr_db=[0,10]",
         "trainer.max_epochs=1",
+        cache=tiny_cache,
         multirun=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -65,7 +68,8 @@ def test_2x2_multirun_writes_a_summary_and_one_named_tensorboard_run_per_job(tmp
 
     markdown = (sweep / "summary.md").read_text()
     header = next(line for line in markdown.splitlines() if line.startswith("| job |"))
-    assert "data.snr_db" in header and "module.lr" in header and "PESQ @10 dB" in header
+    assert "overrides that differ" in header and "PESQ @10 dB" in header
+    assert "| data.snr_db=[10] module.lr=0.003 | ok |" in markdown
     assert markdown.count("| ok |") == 4
     assert (sweep / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -93,32 +97,36 @@ def test_2x2_multirun_writes_a_summary_and_one_named_tensorboard_run_per_job(tmp
     (sweep / "3" / "metrics.json").unlink()
     partial = _summarize(sweep)
     assert partial.returncode == 1
-    assert [r["status"] for r in _csv(sweep / "summary.csv")] == ["ok"] * 3 + ["incomplete"]
+    statuses = [(r["status"], r["error"]) for r in _csv(sweep / "summary.csv")]
+    assert statuses[:3] == [("ok", "")] * 3
+    assert statuses[3][0] == "incomplete" and "no metrics.json" in statuses[3][1]
 
 
 @pytest.mark.slow
-def test_failed_jobs_are_recorded_with_their_error_and_do_not_stop_the_others(tmp_path, train_cli):
+def test_failed_jobs_are_recorded_with_their_error_and_do_not_stop_the_others(tmp_path, tiny_cache):
     # Job 0 fails building the STFT; job 1 still runs, and fails on its own error: DDP that
     # would re-launch the whole sweep in each process.
-    result = train_cli(
+    result = run_train(
+        tmp_path,
         "stft.n_fft=16,320",
         "trainer.accelerator=cpu",
         "trainer.strategy=ddp",
         "trainer.devices=2",
+        cache=tiny_cache,
         multirun=True,
     )
     assert result.returncode != 0  # a sweep with failed jobs does not exit 0
     sweep = _sweep_dir(tmp_path / "outputs")
     rows = _csv(sweep / "summary.csv")
     assert [r["status"] for r in rows] == ["failed", "failed"]
-    assert rows[0]["error"] == "ValueError: stft.hop_length must be in (0, win_length=16], got 160"
-    assert rows[1]["error"].startswith("ValueError: trainer.devices=2 with strategy DDPStrategy")
+    assert rows[0]["error"] == "ConfigError: stft.hop_length must be in (0, win_length=16], got 160"
+    assert rows[1]["error"].startswith("ConfigError: trainer.devices=2 with strategy DDPStrategy")
     assert "hydra/launcher=slurm" in json.loads((sweep / "1" / "failed.json").read_text())["error"]
-    assert "failed: ValueError: stft.hop_length" in (sweep / "summary.md").read_text()
+    assert "| failed: ConfigError: stft.hop_length" in (sweep / "summary.md").read_text()
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_gives_the_single_process_test_figures(tmp_path, train_cli):
+def test_ddp_on_two_cpu_processes_gives_the_single_process_test_figures(tmp_path, tiny_cache):
     # The same initial weights (no training) tested on 9 clips: uneven shards of 5 and 4 under
     # DDP. Every clip must count exactly once, so all test figures are equal.
     common = [
@@ -134,7 +142,7 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_test_figures(tmp_path
         ("single", ["trainer.devices=1"]),
         ("ddp", ["trainer=ddp", "trainer.devices=2", "trainer.sync_batchnorm=false"]),
     ]:
-        result = train_cli(*trainer, *common, f"name={name}")
+        result = run_train(tmp_path, *trainer, *common, f"name={name}", cache=tiny_cache)
         assert result.returncode == 0, result.stderr[-3000:]
         (run_dir,) = (tmp_path / "outputs" / name).iterdir()
         figures[name] = json.loads((run_dir / "metrics.json").read_text())["test"]
@@ -149,6 +157,7 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_test_figures(tmp_path
 
 
 def _compose(*overrides: str):
+    register_configs()  # the schemas conf/config.yaml names
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=True)
 
@@ -225,7 +234,7 @@ def test_swept_keys_come_from_the_command_line_and_the_sweeper_params(tmp_path):
 
 
 def test_summarize_names_what_it_expected_in_a_folder_without_jobs(tmp_path, capsys):
-    with pytest.raises(FileNotFoundError, match="no job folders"):
-        find_jobs(tmp_path)
+    with pytest.raises(RunError, match="holds no sweep jobs"):
+        write_summary(tmp_path)
     assert summarize_main([str(tmp_path)]) == 2
-    assert f"{tmp_path} holds no job folders" in capsys.readouterr().err
+    assert f"{tmp_path} holds no sweep jobs" in capsys.readouterr().err

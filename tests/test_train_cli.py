@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from crn_lightning.checkpoint import load_enhancer
@@ -13,8 +14,8 @@ STAGE_TAGS = ["loss", "pesq", "pesq_noisy", "stoi", "stoi_noisy", "si_sdr", "si_
 
 
 @pytest.mark.slow
-def test_train_cli_writes_metrics_checkpoints_and_tensorboard(tmp_path, train_cli):
-    result = train_cli()
+def test_train_cli_writes_metrics_checkpoints_and_tensorboard(tmp_path, tiny_cache):
+    result = run_train(tmp_path, cache=tiny_cache)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "quickstart").iterdir()
     closing = result.stdout.strip().splitlines()[-1]
