@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_train_cli import ROOT, TINY
+from conftest import ROOT, TINY
 
 from crn_lightning.data.corpora import arctic_present, demand_present
 from crn_lightning.download import DownloadError, download, plan

@@ -9,19 +9,19 @@ import time
 from pathlib import Path
 
 import pytest
-from test_train_cli import ROOT, TINY
+from conftest import ROOT, TINY
 
 # 2 epochs of 8 steps: killed after the first, in the middle of the run.
 LONGER = ["trainer.max_epochs=2", "data.epoch_length=32", "module.metric_workers=0"]
 
 
-def command(tmp_path: Path, *overrides: str) -> list[str]:
+def command(tmp_path: Path, cache: Path, *overrides: str) -> list[str]:
     return [
         sys.executable,
         "-m",
         "crn_lightning.train",
         *TINY,
-        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.cache_dir={cache}",
         f"paths.output_dir={tmp_path / 'outputs'}",
         *overrides,
     ]
@@ -44,13 +44,13 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_to_the_same_steps_and_figures(tmp_path):
-    whole = run(command(tmp_path / "a", *LONGER))
+def test_a_killed_run_resumes_to_the_same_steps_and_figures(tmp_path, tiny_cache):
+    whole = run(command(tmp_path / "a", tiny_cache, *LONGER))
     assert whole.returncode == 0, whole.stderr[-3000:]
     (whole_dir,) = (tmp_path / "a" / "outputs" / "quickstart").iterdir()
 
     killed = subprocess.Popen(
-        command(tmp_path / "b", *LONGER),
+        command(tmp_path / "b", tiny_cache, *LONGER),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -80,16 +80,22 @@ def test_a_killed_run_resumes_to_the_same_steps_and_figures(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_non_finite_loss_stops_naming_the_step_or_is_skipped_when_asked(tmp_path):
+def test_a_non_finite_loss_stops_naming_the_step_or_is_skipped_when_asked(tmp_path, tiny_cache):
     # lr 1e30: the first update sends the weights to ~1e30, the next forward overflows.
-    stopped = run(command(tmp_path / "stop", "module.lr=1e30", "trainer.fast_dev_run=2"))
+    stopped = run(
+        command(tmp_path / "stop", tiny_cache, "module.lr=1e30", "trainer.fast_dev_run=2")
+    )
     assert stopped.returncode != 0
     assert "non-finite gradients at global step 1 (epoch 0, batch 1" in stopped.stderr
     assert "module.nonfinite=skip" in stopped.stderr and "Traceback" not in stopped.stderr
 
     skipped = run(
         command(
-            tmp_path / "skip", "module.lr=1e30", "module.nonfinite=skip", "trainer.fast_dev_run=2"
+            tmp_path / "skip",
+            tiny_cache,
+            "module.lr=1e30",
+            "module.nonfinite=skip",
+            "trainer.fast_dev_run=2",
         )
     )
     assert skipped.returncode == 0, skipped.stderr[-3000:]
@@ -99,8 +105,8 @@ def test_a_non_finite_loss_stops_naming_the_step_or_is_skipped_when_asked(tmp_pa
 
 
 @pytest.mark.slow
-def test_reruns_get_new_folders_and_identical_figures_and_no_folder_is_reused(tmp_path):
-    args = command(tmp_path, "trainer.fast_dev_run=2", "module.metric_workers=0")
+def test_reruns_get_new_folders_and_identical_figures_and_none_is_reused(tmp_path, tiny_cache):
+    args = command(tmp_path, tiny_cache, "trainer.fast_dev_run=2", "module.metric_workers=0")
     assert run(args).returncode == 0 and run(args).returncode == 0
     first, second = sorted((tmp_path / "outputs" / "quickstart").iterdir())
     assert first != second
