@@ -24,26 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from crn_lightning.checkpoint import load_enhancer
+from crn_lightning.checkpoint import build_enhancer, load_enhancer
 from crn_lightning.export import OnnxEnhancer, export
 from crn_lightning.module import EnhancementModule
+from crn_lightning.results import compose_config
 from crn_lightning.streaming import StreamingEnhancer
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def seed_module() -> EnhancementModule:
     """The default (seed) config's STFT and CRN, randomly initialised."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config")
-    stft = instantiate(cfg.stft)
-    model = instantiate(cfg.model, n_freqs=stft.n_freqs)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    return EnhancementModule(model, stft, config=config, **cfg.module).eval()
+    return build_enhancer(OmegaConf.to_container(compose_config(), resolve=True)).eval()
 
 
 def offline_rtf(enhance, noisy: torch.Tensor, seconds: float, repeats: int) -> float:

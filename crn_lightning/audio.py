@@ -11,11 +11,13 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from crn_lightning.errors import UserError
+
 log = logging.getLogger(__name__)
 _resample_logged: set[tuple[int, int]] = set()
 
 
-class AudioFileError(ValueError):
+class AudioFileError(UserError, ValueError):
     """An audio file that cannot be used, with the file named in the message."""
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
@@ -27,10 +29,16 @@ def load_enhancer(path: str | Path, map_location: str | torch.device = "cpu") ->
         raise ValueError(
             f"{path}: no '{CHECKPOINT_CONFIG_KEY}' in it; was it written by crn_lightning.train?"
         )
-    stft = instantiate(config["stft"])
-    model = instantiate(config["model"], n_freqs=stft.n_freqs)
-    module = EnhancementModule(
-        model, stft, sample_rate=config["data"]["sample_rate"], config=config, **config["module"]
-    )
+    module = build_enhancer(config)
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()
+
+
+def build_enhancer(config: Mapping[str, Any]) -> EnhancementModule:
+    """A freshly initialised ``EnhancementModule`` for a resolved training config (its stft,
+    model, module and data.sample_rate): what a checkpoint's weights are loaded into."""
+    stft = instantiate(config["stft"])
+    model = instantiate(config["model"], n_freqs=stft.n_freqs)
+    return EnhancementModule(
+        model, stft, sample_rate=config["data"]["sample_rate"], config=config, **config["module"]
+    )

@@ -26,7 +26,8 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from crn_lightning.audio import AudioFileError, read_channels, resample, write_audio
-from crn_lightning.cli import UsageError, exit_on_usage_error, load_checkpoint, required
+from crn_lightning.cli import load_checkpoint, required
+from crn_lightning.errors import ConfigError
 from crn_lightning.module import EnhancementModule
 from crn_lightning.streaming import StreamingEnhancer
 
@@ -58,11 +59,11 @@ def find_inputs(source: Path) -> list[tuple[Path, Path]]:
             if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
         )
         if not files:
-            raise UsageError(
+            raise ConfigError(
                 f"input={source}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in it"
             )
         return [(p, p.relative_to(source)) for p in files]
-    raise UsageError(f"input={source}: no such file or folder")
+    raise ConfigError(f"input={source}: no such file or folder")
 
 
 class Enhancer:
@@ -124,9 +125,9 @@ def enhance(cfg: DictConfig) -> Report:
     source = Path(required(cfg, "input", "an audio file or a folder of them"))
     output = Path(required(cfg, "output", "a folder for the enhanced files"))
     if cfg.channels not in CHANNEL_MODES:
-        raise UsageError(f"channels={cfg.channels}: expected one of {', '.join(CHANNEL_MODES)}")
+        raise ConfigError(f"channels={cfg.channels}: expected one of {', '.join(CHANNEL_MODES)}")
     if output.exists() and not output.is_dir():
-        raise UsageError(f"output={output}: exists and is not a folder")
+        raise ConfigError(f"output={output}: exists and is not a folder")
     inputs = find_inputs(source)
     enhancer = Enhancer(module, cfg.streaming, cfg.block_seconds)
     report = Report()
@@ -174,7 +175,6 @@ def _print_report(report: Report, module: EnhancementModule, output: Path, strea
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="enhance")
-@exit_on_usage_error
 def main(cfg: DictConfig) -> None:
     if enhance(cfg).failures:
         raise SystemExit(1)

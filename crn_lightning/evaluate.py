@@ -30,13 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from crn_lightning.audio import AudioFileError, read_audio
-from crn_lightning.cli import (
-    UsageError,
-    exit_on_usage_error,
-    fresh_run_dir,
-    hydra_run_dir,
-    load_checkpoint,
-)
+from crn_lightning.cli import fresh_run_dir, hydra_run_dir, load_checkpoint
+from crn_lightning.errors import ConfigError, UserError
 from crn_lightning.metrics import PerceptualScorer, si_sdr
 from crn_lightning.module import EnhancementModule, aggregate_by, aggregate_scores
 
@@ -79,18 +74,15 @@ def grid_utterances(
         example = grid.mixture(index, full_length=True)
         return example["clean"].numpy(), example["noisy"].numpy()
 
-    utterances = []
-    for index, item in enumerate(grid.items):
-        speech = grid.utterances[item.utterance]
-        environment = datamodule.environments[item.environment]
-        utterances.append(
-            Utterance(
-                f"{speech.speaker}/{speech.name} + {environment} @ {item.snr_db:g} dB",
-                functools.partial(load, index),
-                environment,
-                item.snr_db,
-            )
+    utterances = [
+        Utterance(
+            datamodule.describe("test", index),
+            functools.partial(load, index),
+            datamodule.environments[item.environment],
+            item.snr_db,
         )
+        for index, item in enumerate(grid.items)
+    ]
     return utterances, {"source": "test grid, full-length", "corpus": datamodule.corpus_info}
 
 
@@ -101,7 +93,7 @@ def folder_utterances(
     dirs = {kind: folder / kind for kind in ("clean", "noisy")}
     for path in dirs.values():
         if not path.is_dir():
-            raise UsageError(
+            raise ConfigError(
                 f"pairs={folder}: expected a folder with clean/ and noisy/ subfolders of "
                 f"audio files with matching names; {path} is not a folder"
             )
@@ -116,7 +108,7 @@ def folder_utterances(
     ]
     matched = sorted(names["clean"] & names["noisy"])
     if not matched:
-        raise UsageError(f"pairs={folder}: no file name is in both clean/ and noisy/")
+        raise ConfigError(f"pairs={folder}: no file name is in both clean/ and noisy/")
 
     def load(name: str) -> tuple[np.ndarray, np.ndarray]:
         clean = read_audio(dirs["clean"] / name, sample_rate)
@@ -247,7 +239,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     records, enhance_failures = score(module, utterances, cfg.workers)
     failures += enhance_failures
     if not records:
-        raise UsageError(f"no utterance could be scored: {failures}")
+        raise UserError(f"no utterance could be scored: {failures}")
 
     with (run_dir / "scores.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS)
@@ -275,7 +267,6 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
-@exit_on_usage_error
 def main(cfg: DictConfig) -> None:
     summary = evaluate(cfg, hydra_run_dir())
     if summary["failures"]:

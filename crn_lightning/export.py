@@ -35,7 +35,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from crn_lightning.cli import UsageError, exit_on_usage_error, load_checkpoint, required
+from crn_lightning.cli import load_checkpoint, required
+from crn_lightning.errors import ConfigError, UserError
 from crn_lightning.models.crn import CRNState
 from crn_lightning.module import EnhancementModule
 from crn_lightning.streaming import StreamingEnhancer
@@ -50,9 +51,7 @@ def _onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError as err:
-        raise UsageError(
-            "ONNX Runtime is not installed: pip install 'crn-lightning[onnx]'"
-        ) from err
+        raise UserError("ONNX Runtime is not installed: pip install 'crn-lightning[onnx]'") from err
     return onnxruntime
 
 
@@ -218,7 +217,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     targets = [path, step_model_path(path)] if cfg.step else [path]
     existing = [str(p) for p in targets if p.exists()]
     if existing and not cfg.overwrite:
-        raise UsageError(f"output={path}: {', '.join(existing)} exist(s) (overwrite=true replaces)")
+        raise ConfigError(
+            f"output={path}: {', '.join(existing)} exist(s) (overwrite=true replaces)"
+        )
     if cfg.check:
         _onnxruntime()  # fail before the export, not after it
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,7 +241,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
-@exit_on_usage_error
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import default_collate
 
+from crn_lightning.errors import ConfigError, UserError
 from crn_lightning.metrics import PerceptualScorer, si_sdr
 from crn_lightning.models.crn import CRN, CRNState
 from crn_lightning.stft import STFT
 from crn_lightning.viz import spectrogram_figure
 
+if TYPE_CHECKING:
+    from crn_lightning.data.datamodule import ArcticDemandDataModule
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteError(UserError, FloatingPointError):
+    """A NaN/Inf loss or gradient in training; the message names the step and the batch."""
+
+
 # Where a checkpoint keeps the resolved training config (see crn_lightning.checkpoint).
 CHECKPOINT_CONFIG_KEY = "crn_lightning_config"
+RNG_KEY = "crn_lightning_rng"
 
 
 @dataclass
@@ -87,16 +100,23 @@ class EnhancementModule(L.LightningModule):
         sample_rate: int = 16000,
         metric_workers: int | None = None,
         examples: int = 3,
+        nonfinite: str = "stop",
         config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if sample_rate != 16000:
-            raise ValueError(f"wideband PESQ needs 16 kHz audio, data.sample_rate is {sample_rate}")
+            raise ConfigError(
+                f"wideband PESQ needs 16 kHz audio, data.sample_rate is {sample_rate}"
+            )
         if not 0 < compression <= 1:
-            raise ValueError(f"module.compression must be in (0, 1], got {compression}")
+            raise ConfigError(f"module.compression must be in (0, 1], got {compression}")
+        if nonfinite not in ("stop", "skip"):
+            raise ConfigError(f"module.nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
         self.model, self.stft = model, stft
         self.lr, self.compression, self.sample_rate = lr, compression, sample_rate
-        self.examples = examples
+        self.examples, self.nonfinite = examples, nonfinite
+        self.skipped_batches = 0
+        self._last_batch: tuple[int, torch.Tensor, list[int]] | None = None
         self.config = dict(config or {})
         self.scorer = PerceptualScorer(metric_workers)
         self._pending: list[_PendingItem] = []
@@ -148,13 +168,54 @@ class EnhancementModule(L.LightningModule):
         """Enhance (B, L) waveforms (see ``estimate`` for ``block_frames``)."""
         return self.enhance(*self.stft.magnitude_phase(noisy), noisy.shape[-1], block_frames)[2]
 
+    @torch.no_grad()
+    def enhance_grid(
+        self, datamodule: ArcticDemandDataModule, stage: str, indices: Sequence[int]
+    ) -> dict[str, torch.Tensor]:
+        """Items ``indices`` of the data module's ``stage`` grid as one batch on this module's
+        device (waveforms, magnitudes, SNRs...), with the enhanced magnitude and waveform added
+        as ``enhanced_mag`` and ``enhanced``. TensorBoard examples and the notebooks use it."""
+        dataset = datamodule.datasets[stage]
+        batch = default_collate([dataset[i] for i in indices])
+        batch = datamodule.on_after_batch_transfer(
+            {k: v.to(self.device) for k, v in batch.items()}, 0
+        )
+        _, batch["enhanced_mag"], batch["enhanced"] = self.enhance(
+            batch["noisy_mag"], batch["noisy_phase"], batch["noisy"].shape[-1]
+        )
+        return batch
+
     # -- training ----------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = F.mse_loss(
             self.estimate(batch["noisy_mag"]), batch["clean_mag"].pow(self.compression)
         )
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["noisy"].shape[0])
+        self._last_batch = (batch_idx, loss.detach(), batch["index"].tolist())
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Checked here, after backward (and after DDP's all-reduce, so every rank decides
+        # alike): a NaN/Inf loss makes its gradients non-finite too.
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if all(torch.isfinite(g).all() for g in grads):
+            return
+        batch_idx, loss, indices = self._last_batch
+        where = (
+            f"non-finite gradients at global step {self.global_step} (epoch "
+            f"{self.current_epoch}, batch {batch_idx}, loss {float(loss):.4g}, mixture indices "
+            f"{indices[:8]}{' ...' if len(indices) > 8 else ''})"
+        )
+        if self.nonfinite == "stop":
+            raise NonFiniteError(
+                f"{where}. Lower module.lr, set trainer.gradient_clip_val, or set "
+                "module.nonfinite=skip to skip such batches (counted as train/skipped_batches)."
+            )
+        # No gradient, no update: Adam leaves parameters without .grad (and their state) alone.
+        optimizer.zero_grad(set_to_none=True)
+        self.skipped_batches += 1
+        log.warning("skipped the batch: %s", where)
+        self.log("train/skipped_batches", float(self.skipped_batches))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=self.lr)
@@ -243,34 +304,24 @@ class EnhancementModule(L.LightningModule):
         if not loggers or not self.trainer.is_global_zero or self.examples <= 0:
             return
         writer, datamodule = loggers[0].experiment, self.trainer.datamodule
-        dataset = datamodule.datasets["val"]
-        indices = sorted({round(x) for x in np.linspace(0, len(dataset) - 1, self.examples)})
-        batch = default_collate([dataset[i] for i in indices])
-        batch = datamodule.on_after_batch_transfer(
-            {k: v.to(self.device) for k, v in batch.items()}, 0
-        )
-        with torch.no_grad():
-            _, magnitude, enhanced = self.enhance(
-                batch["noisy_mag"], batch["noisy_phase"], batch["noisy"].shape[-1]
-            )
+        count = len(datamodule.datasets["val"])
+        indices = sorted({round(x) for x in np.linspace(0, count - 1, self.examples)})
+        batch = self.enhance_grid(datamodule, "val", indices)
         step, first = self.global_step, not self._examples_logged
         for j, index in enumerate(indices):
-            item = datamodule.grid_item("val", index)
-            env = datamodule.environments[item.environment]
             fig = spectrogram_figure(
                 {
                     "noisy": batch["noisy_mag"][j],
-                    "enhanced": magnitude[j],
+                    "enhanced": batch["enhanced_mag"][j],
                     "clean": batch["clean_mag"][j],
                 },
                 self.sample_rate,
                 self.stft.hop_length,
-                title=f"validation clip {index}: {env} at {item.snr_db:g} dB (step {step})",
+                title=f"validation clip {index}: {datamodule.describe('val', index)} (step {step})",
             )
             writer.add_figure(f"val_examples/clip{j}_spectrograms", fig, step)
-            plt.close(fig)
             writer.add_audio(
-                f"val_examples/clip{j}_enhanced", enhanced[j].cpu(), step, self.sample_rate
+                f"val_examples/clip{j}_enhanced", batch["enhanced"][j].cpu(), step, self.sample_rate
             )
             if first:
                 for kind in ("noisy", "clean"):
@@ -283,3 +334,26 @@ class EnhancementModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The resolved config travels with the weights: a checkpoint alone rebuilds the model.
         checkpoint[CHECKPOINT_CONFIG_KEY] = self.config
+        # Training mixtures are drawn from (seed, index), not from these generators; they are
+        # kept so that anything else drawing random numbers continues as it would have.
+        checkpoint[RNG_KEY] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+            "numpy_pos": int(np.random.get_state()[2]),
+            "python": list(random.getstate()[1]),
+        }
+        checkpoint["skipped_batches"] = self.skipped_batches
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_batches = checkpoint.get("skipped_batches", 0)
+        state = checkpoint.get(RNG_KEY)
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        np.random.set_state(
+            ("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"])
+        )
+        random.setstate((3, tuple(state["python"]), None))

@@ -6,6 +6,8 @@ import torch
 import torchaudio
 from torch import nn
 
+from crn_lightning.errors import ConfigError
+
 
 class STFT(nn.Module):
     """Hann-window STFT and its inverse (report: n_fft 960, hop 160, centred).
@@ -25,13 +27,13 @@ class STFT(nn.Module):
         super().__init__()
         win_length = n_fft if win_length is None else win_length
         if n_fft < 2:
-            raise ValueError(f"stft.n_fft must be at least 2, got {n_fft}")
+            raise ConfigError(f"stft.n_fft must be at least 2, got {n_fft}")
         if not 0 < hop_length <= win_length:
-            raise ValueError(
+            raise ConfigError(
                 f"stft.hop_length must be in (0, win_length={win_length}], got {hop_length}"
             )
         if win_length > n_fft:
-            raise ValueError(f"stft.win_length ({win_length}) must not exceed n_fft ({n_fft})")
+            raise ConfigError(f"stft.win_length ({win_length}) must not exceed n_fft ({n_fft})")
         self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
         kwargs = dict(n_fft=n_fft, hop_length=hop_length, win_length=win_length, center=center)
         self.spectrogram = torchaudio.transforms.Spectrogram(power=None, **kwargs)
@@ -59,6 +61,9 @@ class STFT(nn.Module):
         return spec.abs(), spec.angle()
 
     def inverse(self, magnitude: torch.Tensor, phase: torch.Tensor, length: int) -> torch.Tensor:
+        # Under bf16 mixed precision the network may hand back a bf16 magnitude; the phase
+        # (from the STFT, outside autocast) sets the precision of the inverse.
+        magnitude = magnitude.to(phase.dtype)
         return self.inverse_spectrogram(torch.polar(magnitude, phase), length=length)
 
     # -- frame by frame (crn_lightning.streaming): the same window and transforms ----------

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from crn_lightning.errors import ConfigError
 from crn_lightning.models.crn import CRNState
 from crn_lightning.module import EnhancementModule
 
@@ -69,11 +70,11 @@ class StreamingEnhancer:
     ) -> None:
         stft = module.stft
         if not stft.spectrogram.center:
-            raise ValueError("streaming follows the centred STFT of training: stft.center=true")
+            raise ConfigError("streaming follows the centred STFT of training: stft.center=true")
         self.module, self.stft = module.eval(), stft
         self.n_fft, self.hop, self.half = stft.n_fft, stft.hop_length, stft.n_fft // 2
         if self.hop > self.half:
-            raise ValueError(
+            raise ConfigError(
                 f"streaming needs overlapping frames: stft.hop_length ({self.hop}) must not "
                 f"exceed n_fft / 2 ({self.half})"
             )

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +8,48 @@ import pytest
 from crn_lightning.audio import write_audio
 
 SR = 16000
+ROOT = Path(__file__).resolve().parents[1]
+# A whole train run in seconds: embedded corpus of 10 short utterances, 2 noises, 1 s clips,
+# a tiny CRN, 2 epochs of 2 steps (the CLI and notebook tests share it).
+TINY = [
+    "experiment=quickstart",
+    "data.embedded.utterances_per_speaker=5",
+    "data.embedded.noise_seconds=12",
+    "data.split.train=4",
+    "data.split.val=2",
+    "data.split.test=2",
+    "data.snr_db=[0,10]",
+    "data.clip_seconds=1.0",
+    "data.train_clip_seconds=0.5",
+    "data.epoch_length=8",
+    "data.val_subset=null",
+    "data.batch_size=4",
+    "data.environments=[PRESTO,NPARK]",
+    "data.num_workers=0",
+    "model.channels=[4,8,8,16,16]",
+    "model.lstm_hidden=32",
+    "trainer.max_epochs=2",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def run_train(
+    tmp_path: Path, *overrides: str, cache: Path | None = None, multirun: bool = False
+) -> subprocess.CompletedProcess:
+    """``python -m crn_lightning.train`` with the TINY config, outputs under tmp_path and the
+    corpus cache in ``cache`` (default: tmp_path/cache)."""
+    command = [
+        sys.executable,
+        "-m",
+        "crn_lightning.train",
+        *(["-m"] if multirun else []),
+        *TINY,
+        f"paths.cache_dir={cache or tmp_path / 'cache'}",
+        f"paths.output_dir={tmp_path / 'outputs'}",
+        *overrides,
+    ]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def write_tiny_corpora(
@@ -39,3 +83,10 @@ def write_tiny_corpora(
 @pytest.fixture
 def tiny_corpora(tmp_path):
     return write_tiny_corpora(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """One corpus cache for every TINY run of the session: the embedded corpus is generated
+    once (about 10 s of eSpeak) and verified by the runs after."""
+    return tmp_path_factory.mktemp("tiny_cache")

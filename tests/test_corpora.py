@@ -34,17 +34,17 @@ def test_missing_environment_names_the_file(tiny_corpora):
 def test_selection_is_balanced_filtered_and_split_deterministically(tiny_corpora):
     arctic, _ = tiny_corpora
     files = find_arctic(arctic, ["bdl", "slt"])
-    chosen = select_utterances(files, 5.0, 10, seed=3)
+    chosen = select_utterances(files, 5.0, 10, seed=3).chosen
     assert sorted(u.speaker for u in chosen).count("bdl") == 5
     parts = split_utterances(chosen, {"train": 6, "val": 3, "test": 1}, seed=3)
     again = split_utterances(
-        select_utterances(files, 5.0, 10, 3), {"train": 6, "val": 3, "test": 1}, 3
+        select_utterances(files, 5.0, 10, 3).chosen, {"train": 6, "val": 3, "test": 1}, 3
     )
     assert parts == again
     names = [u.path for part in parts.values() for u in part]
     assert len(names) == len(set(names)) == 10  # disjoint by utterance
     other = split_utterances(
-        select_utterances(files, 5.0, 10, 4), {"train": 6, "val": 3, "test": 1}, 4
+        select_utterances(files, 5.0, 10, 4).chosen, {"train": 6, "val": 3, "test": 1}, 4
     )
     assert other != parts
 

@@ -64,3 +64,16 @@ def test_noisy_baseline_is_scored_once_and_every_grid_item_once(tiny_corpora):
     assert len(submits) == grid * 2 + grid  # enhanced twice, noisy once
     assert [r["index"] for r in module.records["val"]] == list(range(grid))
     assert float(trainer.callback_metrics["val/clips"]) == grid
+
+
+def test_enhance_grid_enhances_grid_items_as_forward_does(tiny_corpora):
+    data, module = build(*tiny_corpora)
+    data.setup()
+    module.eval()
+    batch = module.enhance_grid(data, "val", [0, 5])
+    assert batch["index"].tolist() == [0, 5]
+    assert batch["enhanced_mag"].shape == batch["noisy_mag"].shape
+    with torch.no_grad():
+        expected = module(batch["noisy"])
+    torch.testing.assert_close(batch["enhanced"], expected)
+    assert not torch.equal(batch["enhanced"], batch["noisy"])

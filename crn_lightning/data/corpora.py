@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from crn_lightning.errors import UserError
 
 ARCTIC_LAYOUT = "<arctic_root>/cmu_us_<speaker>_arctic/wav/arctic_a0001.wav"
 ARCTIC_SOURCE = "http://festvox.org/cmu_arctic/packed/cmu_us_<speaker>_arctic.tar.bz2"
@@ -15,7 +17,7 @@ DEMAND_LAYOUT = "<demand_root>/<ENV>/ch01.wav"
 DEMAND_SOURCE = "https://zenodo.org/records/1227121 (the <ENV>_16k.zip files)"
 
 
-class CorpusError(FileNotFoundError):
+class CorpusError(UserError, FileNotFoundError):
     """A missing or malformed corpus; the message names the path and the layout expected."""
 
 
@@ -74,34 +76,74 @@ class UtteranceRef:
     path: Path
 
 
+@dataclass
+class Selection:
+    chosen: list[UtteranceRef]
+    skipped: list[tuple[Path, str]]  # (file, why it was not used)
+
+
+def _duration(path: Path) -> float | str:
+    try:
+        return sf.info(str(path)).duration
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        return f"not a readable audio file ({err})"
+
+
 def select_utterances(
-    files: Mapping[str, Sequence[Path]], max_seconds: float, total: int, seed: int
-) -> list[UtteranceRef]:
-    """``total`` utterances shorter than ``max_seconds``, balanced over speakers, seeded.
+    files: Mapping[str, Sequence[Path]],
+    max_seconds: float,
+    total: int,
+    seed: int,
+    check: Callable[[Path], str | None] | None = None,
+    max_bad: int = 0,
+) -> Selection:
+    """``total`` usable utterances shorter than ``max_seconds``, balanced over speakers, seeded.
 
     The report used 203 + 204 ARCTIC utterances under 5 s; speakers take turns so the
-    selection stays balanced whatever the corpus size.
+    selection stays balanced whatever the corpus size. A file that cannot be read, or that
+    ``check`` rejects (it returns why), is skipped and the same speaker's next one taken; more
+    than ``max_bad`` such files stop with an error listing them, since that many means
+    something is wrong with the corpus rather than with a file.
     """
+    skipped: list[tuple[Path, str]] = []
     pools = []
     for offset, (speaker, paths) in enumerate(sorted(files.items())):
-        short = [p for p in paths if sf.info(str(p)).duration < max_seconds]
+        short = []
+        for path in paths:
+            duration = _duration(path)
+            if isinstance(duration, str):
+                skipped.append((path, duration))
+            elif duration < max_seconds:
+                short.append(path)
         order = np.random.default_rng([seed, offset]).permutation(len(short))
         pools.append([UtteranceRef(speaker, short[i]) for i in order])
-    available = sum(len(pool) for pool in pools)
-    if available < total:
-        counts = ", ".join(f"{s}: {len(p)}" for s, p in zip(sorted(files), pools, strict=True))
-        raise CorpusError(
-            f"data.split asks for {total} utterances but only {available} are shorter than "
-            f"data.max_utterance_seconds={max_seconds} ({counts})"
-        )
     selected: list[UtteranceRef] = []
     turn = 0
-    while len(selected) < total:
+    while len(selected) < total and any(pools):
         pool = pools[turn % len(pools)]
-        if pool:
-            selected.append(pool.pop(0))
+        if not pool:
+            turn += 1
+            continue
+        ref = pool.pop(0)
+        problem = check(ref.path) if check else None
+        if problem:
+            skipped.append((ref.path, problem))
+            continue  # the same speaker's turn again: the selection stays balanced
+        selected.append(ref)
         turn += 1
-    return selected
+    if len(skipped) > max_bad:
+        listed = "\n  ".join(f"{path}: {why}" for path, why in skipped[:10])
+        raise CorpusError(
+            f"{len(skipped)} unusable utterance files (data.max_bad_utterances={max_bad}):\n  "
+            f"{listed}{' ...' if len(skipped) > 10 else ''}"
+        )
+    if len(selected) < total:
+        raise CorpusError(
+            f"data.split asks for {total} utterances but only {len(selected)} usable ones are "
+            f"shorter than data.max_utterance_seconds={max_seconds} "
+            f"(speakers {sorted(files)}, {len(skipped)} unusable files skipped)"
+        )
+    return Selection(selected, skipped)
 
 
 def split_utterances(

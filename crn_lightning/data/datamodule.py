@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from crn_lightning.audio import read_audio
+from crn_lightning.audio import AudioFileError, read_audio
 from crn_lightning.data.corpora import (
     CorpusError,
     arctic_present,
@@ -25,7 +25,8 @@ from crn_lightning.data.corpora import (
     split_utterances,
 )
 from crn_lightning.data.embedded import EmbeddedCorpusSpec, ensure_embedded_corpus
-from crn_lightning.mixing import mix_at_snr, prevent_clipping
+from crn_lightning.errors import ConfigError
+from crn_lightning.mixing import SILENCE_RMS, mix_at_snr, prevent_clipping, rms
 from crn_lightning.stft import STFT
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,7 @@ class ArcticDemandDataModule(L.LightningDataModule):
         environments: Sequence[str] = ("PRESTO", "DLIVING", "DWASHING", "NFIELD", "NPARK"),
         noise_channel: int = 1,
         max_utterance_seconds: float = 5.0,
+        max_bad_utterances: int = 10,
         split: Mapping[str, int] | None = None,
         noise_split: Sequence[float] = (0.7, 0.15, 0.15),
         snr_db: Sequence[float] = (15, 20, 25),
@@ -248,24 +250,25 @@ class ArcticDemandDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if corpus not in ("auto", "real", "embedded"):
-            raise ValueError(f"data.corpus must be auto, real or embedded, got {corpus!r}")
+            raise ConfigError(f"data.corpus must be auto, real or embedded, got {corpus!r}")
         split = dict(split or {"train": 300, "val": 99, "test": 8})
         if set(split) != set(STAGES):
-            raise ValueError(f"data.split must give train, val and test sizes, got {split}")
+            raise ConfigError(f"data.split must give train, val and test sizes, got {split}")
         if len(noise_split) != 3 or abs(sum(noise_split) - 1.0) > 1e-6:
-            raise ValueError(
+            raise ConfigError(
                 f"data.noise_split must be 3 fractions summing to 1, got {noise_split}"
             )
         if not snr_db:
-            raise ValueError("data.snr_db is empty: give at least one SNR in dB")
+            raise ConfigError("data.snr_db is empty: give at least one SNR in dB")
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be at least 1, got {batch_size}")
+            raise ConfigError(f"data.batch_size must be at least 1, got {batch_size}")
         self.stft = stft
         self.arctic_root, self.demand_root = Path(arctic_root), Path(demand_root)
         self.corpus, self.embedded_dir = corpus, Path(embedded_dir)
         self.embedded_spec = EmbeddedCorpusSpec(**dict(embedded or {}))
         self.speakers, self.environments = list(speakers), list(environments)
         self.noise_channel, self.max_utterance_seconds = noise_channel, max_utterance_seconds
+        self.max_bad_utterances = max_bad_utterances
         self.split, self.noise_split = split, list(noise_split)
         self.snr_db = [float(s) for s in snr_db]
         self.test_snr_db = [float(s) for s in (test_snr_db or snr_db)]
@@ -326,19 +329,37 @@ class ArcticDemandDataModule(L.LightningDataModule):
         arctic_root, demand_root, speakers, kind = self._resolve_roots()
         files = find_arctic(arctic_root, speakers)
         noise_files = find_demand(demand_root, self.environments, self.noise_channel)
-        chosen = select_utterances(
-            files, self.max_utterance_seconds, sum(self.split.values()), self.seed
+        audio: dict[Path, np.ndarray] = {}
+
+        def check(path: Path) -> str | None:
+            # Policy: one bad utterance among hundreds is skipped (logged, counted in
+            # corpus_info and metrics.json); see select_utterances for when it stops.
+            try:
+                audio[path] = read_audio(path, self.sample_rate)
+            except AudioFileError as err:
+                return str(err).removeprefix(f"{path}: ")
+            if rms(audio[path]) < SILENCE_RMS:
+                return "silent (all samples zero): it cannot be mixed at any SNR"
+            return None
+
+        selection = select_utterances(
+            files,
+            self.max_utterance_seconds,
+            sum(self.split.values()),
+            self.seed,
+            check,
+            self.max_bad_utterances,
         )
-        parts = split_utterances(chosen, self.split, self.seed)
+        for path, why in selection.skipped:
+            log.warning("skipped utterance %s: %s", path, why)
+        parts = split_utterances(selection.chosen, self.split, self.seed)
         utterances = {
-            stage: [
-                Utterance(u.speaker, u.path.stem, read_audio(u.path, self.sample_rate))
-                for u in refs
-            ]
+            stage: [Utterance(u.speaker, u.path.stem, audio[u.path]) for u in refs]
             for stage, refs in parts.items()
         }
         regions = {stage: [] for stage in STAGES}
         for path in noise_files.values():
+            # Policy: a bad noise file stops the run: each is a whole test condition.
             noise = read_audio(path, self.sample_rate)
             bounds = np.round(np.cumsum([0, *self.noise_split]) * len(noise)).astype(int)
             for i, stage in enumerate(STAGES):
@@ -349,6 +370,10 @@ class ArcticDemandDataModule(L.LightningDataModule):
                         f"{path}: its {stage} region ({len(region) / self.sample_rate:.2f} s of "
                         f"{len(noise) / self.sample_rate:.2f} s, data.noise_split="
                         f"{self.noise_split}) is shorter than a clip ({need / self.sample_rate} s)"
+                    )
+                if rms(region) < SILENCE_RMS:
+                    raise CorpusError(
+                        f"{path}: its {stage} region is silent; a noise cannot be scaled to an SNR"
                     )
                 regions[stage].append(region)
 
@@ -386,15 +411,33 @@ class ArcticDemandDataModule(L.LightningDataModule):
             "utterances": {stage: len(u) for stage, u in utterances.items()},
             "mixtures": {stage: len(d) for stage, d in self.datasets.items()},
             "snr_db": {"train": self.snr_db, "val": self.snr_db, "test": self.test_snr_db},
+            "skipped_files": [{"file": str(p), "reason": why} for p, why in selection.skipped],
         }
         log.info(
-            "corpus: %s (ARCTIC %s, DEMAND %s); utterances %s; mixtures per epoch %s",
+            "corpus: %s (ARCTIC %s, DEMAND %s); utterances %s; mixtures per epoch %s; "
+            "unusable files skipped: %d",
             kind,
             arctic_root,
             demand_root,
             self.corpus_info["utterances"],
             self.corpus_info["mixtures"],
+            len(selection.skipped),
         )
+
+    # -- checkpoint state: a resumed run must draw from the same data ---------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {key: self.corpus_info[key] for key in ("kind", "utterances", "mixtures")} | {
+            "seed": self.seed
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        now = self.state_dict()
+        differ = {k: (v, now.get(k)) for k, v in state.items() if now.get(k) != v}
+        if differ:
+            raise ConfigError(
+                "the checkpoint was trained on other data than this run resolves "
+                f"(checkpoint, now): {differ}; resume with the data config it was trained with"
+            )
 
     # -- loaders -------------------------------------------------------------------------
     def _loader(self, stage: str, sampler: Sampler, batch_size: int) -> DataLoader:
@@ -424,3 +467,11 @@ class ArcticDemandDataModule(L.LightningDataModule):
 
     def grid_item(self, stage: str, index: int) -> GridItem:
         return self.datasets[stage].items[index]
+
+    def describe(self, stage: str, index: int) -> str:
+        """What item ``index`` of a validation or test grid is, e.g.
+        'slt arctic_a0012 + NPARK at 5 dB'."""
+        item = self.grid_item(stage, index)
+        utterance = self.datasets[stage].utterances[item.utterance]
+        environment = self.environments[item.environment]
+        return f"{utterance.speaker} {utterance.name} + {environment} at {item.snr_db:g} dB"

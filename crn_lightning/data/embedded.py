@@ -50,6 +50,7 @@ from crn_lightning.audio import resample
 from crn_lightning.data.espeak import EspeakSynthesizer
 from crn_lightning.data.noise_synth import ENVIRONMENT_GENERATORS
 from crn_lightning.data.sentences import generate_sentences
+from crn_lightning.errors import ConfigError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -96,15 +97,15 @@ class EmbeddedCorpusSpec:
 
     def __post_init__(self) -> None:
         if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+            raise ConfigError(f"data.embedded.seed must be >= 0, got {self.seed}")
         if self.utterances_per_speaker < 1:
-            raise ValueError(f"utterances_per_speaker must be >= 1, got {self}")
+            raise ConfigError(f"data.embedded.utterances_per_speaker must be >= 1, got {self}")
         if not 0 < self.min_seconds < self.max_seconds:
-            raise ValueError(f"need 0 < min_seconds < max_seconds, got {self}")
+            raise ConfigError(f"data.embedded: need 0 < min_seconds < max_seconds, got {self}")
         if self.noise_seconds <= 0:
-            raise ValueError(f"noise_seconds must be > 0, got {self}")
+            raise ConfigError(f"data.embedded.noise_seconds must be > 0, got {self}")
         if self.sample_rate < 8000:
-            raise ValueError(f"sample_rate must be >= 8000, got {self}")
+            raise ConfigError(f"data.embedded.sample_rate must be >= 8000, got {self}")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from crn_lightning.errors import ConfigError
+
 KERNEL = (2, 3)  # (time, frequency), as in the report
 STRIDE = (1, 2)
 
@@ -17,7 +19,7 @@ def encoder_freq_sizes(n_freqs: int, depth: int) -> list[int]:
     for _ in range(depth):
         sizes.append((sizes[-1] - KERNEL[1]) // STRIDE[1] + 1)
     if sizes[-1] < 1:
-        raise ValueError(
+        raise ConfigError(
             f"{n_freqs} frequency bins are too few for an encoder of depth {depth} "
             f"(sizes {sizes}): use a larger stft.n_fft or fewer model.channels"
         )
@@ -108,9 +110,9 @@ class CRN(nn.Module):
     ) -> None:
         super().__init__()
         if output not in ("mapping", "mask"):
-            raise ValueError(f"model.output must be 'mapping' or 'mask', got {output!r}")
+            raise ConfigError(f"model.output must be 'mapping' or 'mask', got {output!r}")
         if not channels:
-            raise ValueError("model.channels must list at least one encoder layer")
+            raise ConfigError("model.channels must list at least one encoder layer")
         self.n_freqs, self.output = n_freqs, output
         self.freq_sizes = encoder_freq_sizes(n_freqs, len(channels))
         widths = [1, *channels]
@@ -146,7 +148,7 @@ class CRN(nn.Module):
         statistics). The streaming enhancer and the ONNX step model run it one frame at a time.
         """
         if magnitude.dim() != 4 or magnitude.shape[1] != 1 or magnitude.shape[3] != self.n_freqs:
-            raise ValueError(
+            raise ConfigError(
                 f"CRN expects (batch, 1, frames, {self.n_freqs}) magnitudes, "
                 f"got {tuple(magnitude.shape)}"
             )

@@ -1,0 +1,237 @@
+"""Hydra multiruns as one table: job status, readable run names, the sweep summary.
+
+A multirun folder holds numbered job folders (``<sweep>/<n>/``), each with its overrides in
+``.hydra/overrides.yaml`` and, when it finished, ``metrics.json`` (written by the train entry
+point) or, when it raised, ``failed.json`` (written by ``SweepCallback``). ``write_summary``
+turns them into ``summary.csv``, ``summary.md`` and ``summary.png`` in the sweep folder; the
+callback calls it after every job and at the end of the multirun, and
+``python -m crn_lightning.summarize <folder>`` calls it on any finished sweep.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from crn_lightning.results import (
+    FAILED_FILE,
+    SweepJob,
+    condition_labels,
+    differing_overrides,
+    load_sweep,
+    markdown_table,
+    scores_by_snr,
+    sweep_by_snr,
+    sweep_snrs,
+    sweep_table,
+    test_scores,
+)
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILES = ("summary.csv", "summary.md", "summary.png")
+# A run name stays far below the 255-byte file-name limit; longer ones end in a hash.
+MAX_RUN_NAME_BYTES = 120
+
+
+# -- overrides and run names --------------------------------------------------------------
+def override_key(override: str) -> str:
+    """``+data.snr_db=[0,5]`` → ``data.snr_db`` (the key an override sets)."""
+    return override.partition("=")[0].lstrip("+~")
+
+
+def override_value(override: str) -> str:
+    return override.partition("=")[2]
+
+
+def swept_keys(sweep_dir: Path, sweeper_params: Mapping[str, Any] | None = None) -> set[str] | None:
+    """Keys a multirun sweeps over: its sweeper's ``params`` (which every job's config carries)
+    and its command-line sweeps (``key=a,b``), read from the ``multirun.yaml`` that Hydra's
+    basic sweeper saves before launching (the Optuna sweeper saves none). None when neither
+    says anything."""
+    keys = {override_key(k) for k in sweeper_params or {}}
+    path = Path(sweep_dir) / "multirun.yaml"
+    if path.is_file():
+        config = OmegaConf.load(path)
+        task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+        keys |= {
+            o.key_or_group
+            for o in OverridesParser.create().parse_overrides(task)
+            if o.is_sweep_override()
+        }
+        params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+        keys |= {override_key(k) for k in params}
+    return keys or None
+
+
+def _safe_name(text: str) -> str:
+    """A file-name-safe text of at most MAX_RUN_NAME_BYTES bytes (a hash keeps it unique)."""
+    text = re.sub(r"[/\\\s]+", "_", text)
+    raw = text.encode()
+    if len(raw) <= MAX_RUN_NAME_BYTES:
+        return text
+    digest = hashlib.sha1(raw).hexdigest()[:8]
+    head = raw[: MAX_RUN_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{head}~{digest}"
+
+
+def run_name(job_num: int, overrides: Sequence[str], swept: set[str] | None) -> str:
+    """A readable TensorBoard run name: the job number and the overrides it sweeps over
+    (all of its overrides when the swept keys are unknown), e.g. ``02_stft.n_fft=960``."""
+    shown = [o for o in overrides if swept is None or override_key(o) in swept]
+    return _safe_name(f"{job_num:02d}" + ("_" + ",".join(shown) if shown else ""))
+
+
+# -- failed jobs and the summary ------------------------------------------------------------
+def write_failure(folder: Path, error: BaseException) -> Path:
+    """Record a job's exception in ``failed.json``: the first line of its root cause (e.g. the
+    ValueError inside Hydra's InstantiationException), and the whole traceback."""
+    cause = error
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    message = str(cause).strip().splitlines()
+    path = Path(folder) / FAILED_FILE
+    record = {
+        "error": f"{type(cause).__name__}: {message[0] if message else ''}".rstrip(": "),
+        "traceback": "".join(traceback.format_exception(error)),
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def summary_rows(jobs: Sequence[SweepJob]) -> list[dict[str, Any]]:
+    """``summary.csv``: one row per job, its differing overrides as columns, every figure at
+    full precision (empty for a job that did not finish), its problem and folder."""
+    differing = differing_overrides(jobs)
+    keys = list(dict.fromkeys(k for d in differing for k in d))
+    snrs = sweep_snrs(jobs)
+    rows = []
+    for job, diff in zip(jobs, differing, strict=True):
+        m = job.run.metrics if job.run else {}
+        test = m.get("test", {})
+        pesq, noisy = test.get("test/pesq"), test.get("test/pesq_noisy")
+        row: dict[str, Any] = {"job": job.job_dir.name}
+        row |= {override_key(k): diff.get(k) for k in keys}
+        row |= {"status": job.status, "pesq": pesq, "pesq_noisy": noisy}
+        row["pesq_gain"] = pesq - noisy if pesq is not None and noisy is not None else None
+        for name in ("stoi", "stoi_noisy", "si_sdr", "si_sdr_noisy"):
+            row[name] = test.get(f"test/{name}")
+        by_snr = scores_by_snr(m) if job.run else {}
+        for snr in snrs:
+            for name in ("pesq", "pesq_noisy"):
+                row[f"{name}@snr={snr:g}"] = by_snr[snr][name] if snr in by_snr else None
+        for name in ("parameters", "best_val_pesq", "best_epoch", "epochs"):
+            row[name] = m.get(name)
+        for name in ("train_step_time_s", "wall_time_s"):
+            row[name] = m.get(name)
+        row |= {"error": job.problem, "folder": str(job.job_dir)}
+        rows.append(row)
+    return rows
+
+
+def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    # Jobs on a cluster may summarize at the same time: readers never see a half-written file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_summary(sweep_dir: Path) -> list[SweepJob]:
+    """Write ``summary.csv``, ``summary.md`` and ``summary.png`` into a sweep folder (derived
+    files: rewritten each time from the job folders); returns the jobs read."""
+    from crn_lightning.viz import sweep_figure  # matplotlib only when writing
+
+    sweep_dir = Path(sweep_dir)
+    jobs = load_sweep(sweep_dir)
+    rows = summary_rows(jobs)
+
+    def write_csv(path: Path) -> None:
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    differing = {k for d in differing_overrides(jobs) for k in d}
+    common = [o for o in jobs[0].overrides if o.partition("=")[0] not in differing]
+    done = sum(job.status == "ok" for job in jobs)
+    text = [
+        f"# Sweep summary: `{sweep_dir}`",
+        "",
+        f"{len(jobs)} jobs: {done} finished, {len(jobs) - done} failed or incomplete. Test "
+        "figures on each job's test grid, noisy input → enhanced.",
+        "",
+        "Common overrides: " + (" ".join(f"`{o}`" for o in common) or "none"),
+        "",
+        markdown_table(sweep_table(jobs)),
+        "",
+    ]
+    labels = [
+        label or f"job {job.job_dir.name}"
+        for job, label in zip(jobs, condition_labels(jobs), strict=True)
+    ]
+    figure = sweep_figure(
+        {
+            label: test_scores(job.run.metrics) if job.run else None
+            for label, job in zip(labels, jobs, strict=True)
+        },
+        sweep_by_snr(jobs),
+        title=str(sweep_dir),
+    )
+    _atomic_write(sweep_dir / "summary.csv", write_csv)
+    _atomic_write(sweep_dir / "summary.md", lambda p: p.write_text("\n".join(text)))
+    _atomic_write(sweep_dir / "summary.png", lambda p: figure.savefig(p, dpi=120, format="png"))
+    return jobs
+
+
+# -- the Hydra callback ---------------------------------------------------------------------
+def _is_rank_zero() -> bool:
+    # Under SLURM/torchrun every task of a DDP job runs the job: only global rank 0 writes.
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+class SweepCallback(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/config.yaml) for multiruns: records a job
+    that raised in its folder's ``failed.json``, and rewrites the sweep summary after every
+    job and at the end, so a sweep stopped half-way still has its table."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN or not _is_rank_zero():
+            return
+        if job_return.status == JobStatus.FAILED:
+            error = job_return._return_value  # the exception; .return_value would re-raise it
+            path = write_failure(Path(config.hydra.runtime.output_dir), error)
+            log.error("job failed (recorded in %s); the sweep goes on", path, exc_info=error)
+        self._write(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if _is_rank_zero() and self._write(config) is not None:
+            log.info("sweep summary: %s", Path(config.hydra.sweep.dir) / "summary.md")
+
+    @staticmethod
+    def _write(config: DictConfig) -> list[SweepJob] | None:
+        try:
+            return write_summary(Path(config.hydra.sweep.dir))
+        except Exception:  # the summary must never turn a finished job into a failed one
+            log.exception("could not write the sweep summary")
+            return None
