@@ -2,7 +2,7 @@
 against its budget), and ONNX Runtime (offline and streaming with the step graph).
 
     python bench/rtf.py --ckpt CKPT [--threads 1 2] [--seconds 10]
-    python bench/rtf.py --seed [--seconds 3]   # the report's CRN, random weights
+    python bench/rtf.py --seed [--seconds 5]   # the report's CRN, random weights
 
 RTF = compute time / audio duration (below 1: faster than real time). ``--seed`` builds the
 default config's model (n_fft 960, channels 16..256, LSTM 3584: 103.6 M parameters) with
