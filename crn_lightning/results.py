@@ -161,7 +161,7 @@ def load_sweep(sweep_dir: str | Path) -> list[SweepJob]:
         except RunError as err:
             problem = str(err)
             if (job_dir / FAILED_FILE).is_file():
-                problem = "failed: " + json.loads((job_dir / FAILED_FILE).read_text())["error"]
+                problem = json.loads((job_dir / FAILED_FILE).read_text())["error"]
             jobs.append(SweepJob(job_dir, overrides, None, problem))
     return jobs
 
@@ -282,7 +282,7 @@ def sweep_table(jobs: Sequence[SweepJob]) -> list[dict[str, Any]]:
     for job, label in zip(jobs, condition_labels(jobs), strict=True):
         row: dict[str, Any] = {"job": job.job_dir.name, "overrides that differ": label}
         if job.run is None:
-            rows.append({**row, "status": job.problem or "no run"})
+            rows.append({**row, "status": f"{job.status}: {job.problem}"})
             continue
         m, s, by_snr = job.run.metrics, test_scores(job.run.metrics), scores_by_snr(job.run.metrics)
         step = m.get("train_step_time_s")
