@@ -204,11 +204,23 @@ def read_summary_csv(sweep_dir: str | Path) -> list[dict[str, str]] | None:
         return list(csv.DictReader(handle))
 
 
+def tensorboard_dir(run_dir: str | Path) -> Path:
+    """Where a run's TensorBoard events are: ``<run>/tensorboard``, or for a multirun job
+    ``<sweep>/tensorboard/<NN>_<swept overrides>`` (the train entry point's names)."""
+    run_dir = Path(run_dir)
+    if run_dir.name.isdigit() and is_sweep(run_dir.parent):
+        prefix = f"{int(run_dir.name):02d}"
+        for folder in sorted((run_dir.parent / "tensorboard").glob(f"{prefix}*")):
+            if folder.name == prefix or folder.name.startswith(prefix + "_"):
+                return folder
+    return run_dir / "tensorboard"
+
+
 def read_scalars(run_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every scalar a run logged to TensorBoard: tag -> (steps, values), from its event files."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    folder = Path(run_dir) / "tensorboard"
+    folder = tensorboard_dir(run_dir)
     if not any(folder.glob("events.out.tfevents.*")):
         raise RunError(f"{folder}: no TensorBoard event files (events.out.tfevents.*)")
     # 0 keeps every scalar; images and audio are not needed here.
