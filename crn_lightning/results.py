@@ -161,7 +161,7 @@ def load_sweep(sweep_dir: str | Path) -> list[SweepJob]:
         except RunError as err:
             problem = str(err)
             if (job_dir / FAILED_FILE).is_file():
-                problem = "failed: " + json.loads((job_dir / FAILED_FILE).read_text())["error"]
+                problem = json.loads((job_dir / FAILED_FILE).read_text())["error"]
             jobs.append(SweepJob(job_dir, overrides, None, problem))
     return jobs
 
@@ -204,11 +204,23 @@ def read_summary_csv(sweep_dir: str | Path) -> list[dict[str, str]] | None:
         return list(csv.DictReader(handle))
 
 
+def tensorboard_dir(run_dir: str | Path) -> Path:
+    """Where a run's TensorBoard events are: ``<run>/tensorboard``, or for a multirun job
+    ``<sweep>/tensorboard/<NN>_<swept overrides>`` (the train entry point's names)."""
+    run_dir = Path(run_dir)
+    if run_dir.name.isdigit() and is_sweep(run_dir.parent):
+        prefix = f"{int(run_dir.name):02d}"
+        for folder in sorted((run_dir.parent / "tensorboard").glob(f"{prefix}*")):
+            if folder.name == prefix or folder.name.startswith(prefix + "_"):
+                return folder
+    return run_dir / "tensorboard"
+
+
 def read_scalars(run_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every scalar a run logged to TensorBoard: tag -> (steps, values), from its event files."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    folder = Path(run_dir) / "tensorboard"
+    folder = tensorboard_dir(run_dir)
     if not any(folder.glob("events.out.tfevents.*")):
         raise RunError(f"{folder}: no TensorBoard event files (events.out.tfevents.*)")
     # 0 keeps every scalar; images and audio are not needed here.
@@ -282,7 +294,7 @@ def sweep_table(jobs: Sequence[SweepJob]) -> list[dict[str, Any]]:
     for job, label in zip(jobs, condition_labels(jobs), strict=True):
         row: dict[str, Any] = {"job": job.job_dir.name, "overrides that differ": label}
         if job.run is None:
-            rows.append({**row, "status": job.problem or "no run"})
+            rows.append({**row, "status": f"{job.status}: {job.problem}"})
             continue
         m, s, by_snr = job.run.metrics, test_scores(job.run.metrics), scores_by_snr(job.run.metrics)
         step = m.get("train_step_time_s")

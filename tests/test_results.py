@@ -132,7 +132,8 @@ def test_sweep_jobs_in_order_with_differing_overrides_and_a_failed_job(tmp_path)
 
     table = results.sweep_table(jobs)
     assert table[1]["PESQ"] == "2.200" and table[1]["gain"] == "+0.900"
-    assert table[2]["status"].startswith(f"{jobs[2].job_dir} is not a finished run")
+    assert table[2]["status"] == f"incomplete: {jobs[2].problem}"
+    assert jobs[2].problem.startswith(f"{jobs[2].job_dir} is not a finished run")
     points = results.sweep_points(jobs, "stft.n_fft")
     assert [(p["x"], p["label"], p["pesq"]) for p in points] == [
         (256, "", 1.8),
@@ -181,6 +182,18 @@ def test_read_scalars_gathers_every_event_file(tmp_path):
     assert scalars["test/pesq"][1] == pytest.approx([2.5])
     with pytest.raises(results.RunError, match="no TensorBoard event files"):
         results.read_scalars(tmp_path)
+
+
+def test_a_sweep_jobs_scalars_are_read_from_its_named_run_under_the_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    for num in (1, 10):
+        (sweep / str(num) / ".hydra").mkdir(parents=True)
+        (sweep / str(num) / ".hydra" / "overrides.yaml").write_text("[]\n")
+    for name, loss in (("01_stft.n_fft=512", 0.5), ("10_stft.n_fft=1024", 0.25)):
+        with SummaryWriter(str(sweep / "tensorboard" / name)) as writer:
+            writer.add_scalar("train/loss", loss, 0)
+    assert results.read_scalars(sweep / "1")["train/loss"][1] == pytest.approx([0.5])
+    assert results.read_scalars(sweep / "10")["train/loss"][1] == pytest.approx([0.25])
 
 
 def test_compose_config_takes_relative_paths_from_the_project_root():
