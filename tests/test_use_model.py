@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import TINY
+from conftest import ROOT, SR, TINY
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -25,9 +25,6 @@ from crn_lightning.evaluate import evaluate
 from crn_lightning.metrics import perceptual_scores, si_sdr
 from crn_lightning.mixing import snr_db
 from crn_lightning.results import compose_config
-
-ROOT = Path(__file__).resolve().parents[1]
-SR = 16000
 
 
 @pytest.fixture(scope="module")
