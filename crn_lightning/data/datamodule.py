@@ -96,17 +96,21 @@ def fit_length(audio: np.ndarray, length: int, start: int = 0) -> np.ndarray:
     """``length`` samples of ``audio`` from ``start``, zero-padded at the end when short."""
     clip = audio[start : start + length]
     if len(clip) < length:
-        clip = np.pad(clip, (0, length - len(clip)))
+        padded = np.zeros(length, dtype=audio.dtype)  # 4x faster than np.pad on a 4 s clip
+        padded[: len(clip)] = clip
+        clip = padded
     return clip
 
 
 def _example(noisy: np.ndarray, clean: np.ndarray, snr: float, env: int, index: int) -> dict:
+    # NumPy scalars: default_collate makes one tensor of each per batch (float32, int64),
+    # several times cheaper than a torch.tensor per clip.
     return {
         "noisy": torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)),
         "clean": torch.from_numpy(np.ascontiguousarray(clean, dtype=np.float32)),
-        "snr_db": torch.tensor(snr, dtype=torch.float32),
-        "environment": torch.tensor(env),
-        "index": torch.tensor(index),
+        "snr_db": np.float32(snr),
+        "environment": np.int64(env),
+        "index": np.int64(index),
     }
 
 
@@ -402,6 +406,15 @@ class ArcticDemandDataModule(L.LightningDataModule):
             self.datasets[stage] = GridMixtures(
                 utterances[stage], regions[stage], grid, self.clip_samples
             )
+            whole = len(utterances[stage]) * len(regions[stage]) * len(snrs)
+            if len(grid) < whole:
+                log.info(
+                    "%s scores a fixed, seeded subset of its grid: %d of %d mixtures "
+                    "(data.val_subset), the same every epoch",
+                    stage,
+                    len(grid),
+                    whole,
+                )
         self.corpus_info = {
             "kind": kind,
             "arctic_root": str(arctic_root),
