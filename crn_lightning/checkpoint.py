@@ -34,11 +34,14 @@ def load_enhancer(path: str | Path, map_location: str | torch.device = "cpu") ->
     return module.eval()
 
 
-def build_enhancer(config: Mapping[str, Any]) -> EnhancementModule:
+def build_enhancer(config: Mapping[str, Any], compile: bool = False) -> EnhancementModule:
     """A freshly initialised ``EnhancementModule`` for a resolved training config (its stft,
-    model, module and data.sample_rate): what a checkpoint's weights are loaded into."""
+    model, module and data.sample_rate): what a checkpoint's weights are loaded into. It runs
+    eagerly unless ``compile`` (the config's ``module.compile`` is ignored: streaming and ONNX
+    export trace the plain CRN)."""
     stft = instantiate(config["stft"])
     model = instantiate(config["model"], n_freqs=stft.n_freqs)
+    options = {**config["module"], "compile": compile}
     return EnhancementModule(
-        model, stft, sample_rate=config["data"]["sample_rate"], config=config, **config["module"]
+        model, stft, sample_rate=config["data"]["sample_rate"], config=config, **options
     )

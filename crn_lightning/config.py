@@ -35,6 +35,8 @@ class ModuleConfig:
     lr: float = MISSING
     compression: float = MISSING
     metric_workers: int | None = MISSING
+    pesq_every_n_epochs: int = MISSING
+    compile: bool = MISSING
     examples: int = MISSING
     nonfinite: str = MISSING
 

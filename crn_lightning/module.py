@@ -42,7 +42,7 @@ RNG_KEY = "crn_lightning_rng"
 @dataclass
 class _PendingItem:
     record: dict[str, Any]
-    enhanced: Future
+    enhanced: Future | None  # None: PESQ/STOI not scored this validation
     noisy: Future | None
 
 
@@ -53,22 +53,24 @@ def _mean(values: Iterable[float]) -> float:
 
 def aggregate_scores(records: list[Mapping[str, Any]]) -> dict[str, float]:
     """Means over scored clips: loss, each metric for enhanced and noisy, PESQ failures
-    (and extended STOI when every record has it).
+    (PESQ and STOI when every record has them; extended STOI likewise).
 
     A clip where PESQ failed (for the enhanced or the noisy signal) is left out of both PESQ
     means, so the enhanced and noisy figures always cover the same clips.
     """
-    ok = [r for r in records if math.isfinite(r["pesq"]) and math.isfinite(r["pesq_noisy"])]
-    summary = {
-        "loss": _mean(r["loss"] for r in records),
-        "pesq": _mean(r["pesq"] for r in ok),
-        "pesq_noisy": _mean(r["pesq_noisy"] for r in ok),
-        "pesq_failures": float(len(records) - len(ok)),
-        "clips": float(len(records)),
-    }
+    summary = {"loss": _mean(r["loss"] for r in records), "clips": float(len(records))}
+    names = ["si_sdr"]
+    # Validations between module.pesq_every_n_epochs skip PESQ and STOI.
+    if records and all("pesq" in r for r in records):
+        ok = [r for r in records if math.isfinite(r["pesq"]) and math.isfinite(r["pesq_noisy"])]
+        summary["pesq"] = _mean(r["pesq"] for r in ok)
+        summary["pesq_noisy"] = _mean(r["pesq_noisy"] for r in ok)
+        summary["pesq_failures"] = float(len(records) - len(ok))
+        names.append("stoi")
     # Extended STOI is scored by the evaluate entry point only (training skips its cost).
-    extended = bool(records) and all("estoi" in r for r in records)
-    for name in ("stoi", "si_sdr", "estoi") if extended else ("stoi", "si_sdr"):
+    if records and all("estoi" in r for r in records):
+        names.append("estoi")
+    for name in names:
         summary[name] = _mean(r[name] for r in records)
         summary[f"{name}_noisy"] = _mean(r[f"{name}_noisy"] for r in records)
     return summary
@@ -88,7 +90,9 @@ class EnhancementModule(L.LightningModule):
     STOI and SI-SDR of the enhanced and of the noisy signal.
 
     ``compression`` c: the network sees |X|^c and its loss compares |Ŝ|^c with |S|^c
-    (c = 1: the report's plain magnitudes).
+    (c = 1: the report's plain magnitudes). ``pesq_every_n_epochs`` N: validation scores PESQ
+    and STOI (the slow part) on epochs N, 2N, ... and the last one only; loss and SI-SDR on
+    every epoch. Test always scores everything.
     """
 
     def __init__(
@@ -99,6 +103,8 @@ class EnhancementModule(L.LightningModule):
         compression: float = 1.0,
         sample_rate: int = 16000,
         metric_workers: int | None = None,
+        pesq_every_n_epochs: int = 1,
+        compile: bool = False,
         examples: int = 3,
         nonfinite: str = "stop",
         config: Mapping[str, Any] | None = None,
@@ -112,9 +118,20 @@ class EnhancementModule(L.LightningModule):
             raise ConfigError(f"module.compression must be in (0, 1], got {compression}")
         if nonfinite not in ("stop", "skip"):
             raise ConfigError(f"module.nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
+        if pesq_every_n_epochs < 1:
+            raise ConfigError(
+                f"module.pesq_every_n_epochs must be at least 1, got {pesq_every_n_epochs}"
+            )
         self.model, self.stft = model, stft
         self.lr, self.compression, self.sample_rate = lr, compression, sample_rate
         self.examples, self.nonfinite = examples, nonfinite
+        self.pesq_every_n_epochs = pesq_every_n_epochs
+        # torch.compile'd CRN for whole signals (training, validation, test); streaming
+        # (with a state) runs eagerly. Compilation happens on the first batch.
+        self._compiled_stream = torch.compile(model.stream) if compile else None
+        # (global step, metric names) of the last validation logged: a checkpoint is ranked
+        # by a metric only when it was computed for those very weights (see ScoredCheckpoint).
+        self.last_validation: tuple[int, frozenset[str]] = (-1, frozenset())
         self.skipped_batches = 0
         self._last_batch: tuple[int, torch.Tensor, list[int]] | None = None
         self.config = dict(config or {})
@@ -145,7 +162,10 @@ class EnhancementModule(L.LightningModule):
         """``estimate`` of frames that follow those ``state`` was returned for (``CRN.stream``);
         the streaming enhancer runs it a frame at a time."""
         features = noisy_mag.pow(self.compression).transpose(1, 2).unsqueeze(1)
-        estimate, state = self.model.stream(features, state)
+        compiled = state is None and self._compiled_stream is not None
+        estimate, state = (self._compiled_stream if compiled else self.model.stream)(
+            features, state
+        )
         return estimate.squeeze(1).transpose(1, 2), state
 
     def decompress(self, estimate: torch.Tensor) -> torch.Tensor:
@@ -221,6 +241,23 @@ class EnhancementModule(L.LightningModule):
         return torch.optim.Adam(self.model.parameters(), lr=self.lr)
 
     # -- evaluation ----------------------------------------------------------------------
+    def scores_perceptual(self, stage: str) -> bool:
+        """Whether this ``stage`` pass scores PESQ and STOI (see ``pesq_every_n_epochs``)."""
+        if stage != "val" or self.pesq_every_n_epochs == 1:
+            return True
+        epoch = self.current_epoch + 1
+        return epoch % self.pesq_every_n_epochs == 0 or epoch == self.trainer.max_epochs
+
+    def on_fit_start(self) -> None:
+        if self.pesq_every_n_epochs > 1:
+            log.info(
+                "validation scores PESQ and STOI on epochs %d, %d, ... and the last one "
+                "(module.pesq_every_n_epochs=%d); loss and SI-SDR every epoch",
+                self.pesq_every_n_epochs,
+                2 * self.pesq_every_n_epochs,
+                self.pesq_every_n_epochs,
+            )
+
     def _evaluation_step(self, batch: dict, stage: str) -> None:
         estimate, _, enhanced = self.enhance(
             batch["noisy_mag"], batch["noisy_phase"], batch["noisy"].shape[-1]
@@ -233,6 +270,7 @@ class EnhancementModule(L.LightningModule):
         clean_np, noisy_np = clean.float().cpu().numpy(), noisy.float().cpu().numpy()
         enhanced_np = enhanced.float().cpu().numpy()
         cache = self._noisy_scores[stage]
+        perceptual = self.scores_perceptual(stage)
         for i, index in enumerate(batch["index"].tolist()):
             record = {
                 "index": index,
@@ -242,6 +280,9 @@ class EnhancementModule(L.LightningModule):
                 "si_sdr": float(enhanced_si_sdr[i]),
                 "si_sdr_noisy": float(noisy_si_sdr[i]),
             }
+            if not perceptual:
+                self._pending.append(_PendingItem(record, None, None))
+                continue
             # The grid is fixed, so the noisy signal's scores are computed once per item.
             noisy_future = None if index in cache else self.scorer.submit(clean_np[i], noisy_np[i])
             self._pending.append(
@@ -253,6 +294,9 @@ class EnhancementModule(L.LightningModule):
         cache, records = self._noisy_scores[stage], []
         for item in self._pending:
             record = item.record
+            if item.enhanced is None:
+                records.append(record)
+                continue
             scores = item.enhanced.result()
             record.update(pesq=scores.pesq, stoi=scores.stoi, pesq_error=scores.error)
             if item.noisy is not None:
@@ -276,6 +320,8 @@ class EnhancementModule(L.LightningModule):
         # Every process holds the same gathered figures, so the synced mean equals them.
         for name, value in summary.items():
             self.log(f"{stage}/{name}", value, sync_dist=True, prog_bar=name == "pesq")
+        if stage == "val":
+            self.last_validation = (self.global_step, frozenset(f"val/{n}" for n in summary))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "val")

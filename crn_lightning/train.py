@@ -17,12 +17,11 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
-from crn_lightning.callbacks import StepTimer
+from crn_lightning.callbacks import ScoredCheckpoint, StepTimer
 from crn_lightning.config import check_keys, register_configs, resume_checkpoint
 from crn_lightning.errors import ConfigError, UserError
 from crn_lightning.module import CHECKPOINT_CONFIG_KEY, EnhancementModule, aggregate_by
@@ -150,7 +149,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("CRN: %s parameters; frequency sizes %s", f"{parameters:,}", model.freq_sizes)
 
     logger = tensorboard_logger(run_dir)
-    checkpoint = ModelCheckpoint(
+    checkpoint = ScoredCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename=CHECKPOINT_FILENAME,
         auto_insert_metric_name=False,

@@ -1,6 +1,7 @@
 import lightning as L
 import torch
 
+from crn_lightning.callbacks import ScoredCheckpoint
 from crn_lightning.data.datamodule import ArcticDemandDataModule
 from crn_lightning.models.crn import CRN
 from crn_lightning.module import EnhancementModule
@@ -77,3 +78,63 @@ def test_enhance_grid_enhances_grid_items_as_forward_does(tiny_corpora):
         expected = module(batch["noisy"])
     torch.testing.assert_close(batch["enhanced"], expected)
     assert not torch.equal(batch["enhanced"], batch["noisy"])
+
+
+def test_pesq_every_n_epochs_scores_and_ranks_only_those_epochs(tiny_corpora, tmp_path):
+    data, module = build(*tiny_corpora)
+    module.pesq_every_n_epochs = 2
+    submits, scored, last_before_epoch1 = [], [], []
+    original = module.scorer.submit
+    module.scorer.submit = lambda ref, deg: submits.append(1) or original(ref, deg)
+    folder = tmp_path / "checkpoints"
+
+    class Watch(L.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            scored.append("val/pesq" in pl_module.last_validation[1])
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                last_before_epoch1.append((folder / "last.ckpt").is_file())
+
+    checkpoint = ScoredCheckpoint(
+        dirpath=folder,
+        filename="e{epoch}",
+        auto_insert_metric_name=False,
+        monitor="val/pesq",
+        mode="max",
+        save_top_k=-1,
+        save_last=True,
+    )
+    trainer = L.Trainer(
+        max_epochs=3,
+        limit_train_batches=1,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[checkpoint, Watch()],
+        use_distributed_sampler=False,
+    )
+    trainer.fit(module, datamodule=data)
+    # Epoch 2 (every 2nd) and epoch 3 (the last) score PESQ/STOI; epoch 1 only loss, SI-SDR.
+    assert scored == [False, True, True]
+    grid = len(data.datasets["val"])
+    assert len(submits) == grid * 2 + grid  # enhanced on 2 epochs, noisy once
+    # Only scored epochs are ranked; last.ckpt is written after every validation.
+    assert sorted(p.name for p in folder.iterdir()) == ["e1.ckpt", "e2.ckpt", "last.ckpt"]
+    assert last_before_epoch1 == [True]
+    assert "val/si_sdr" in trainer.callback_metrics
+
+
+def test_compiled_module_estimates_what_the_eager_one_does():
+    stft = STFT(320, 160)
+    model = CRN(stft.n_freqs, channels=(4, 8, 8, 16, 16), lstm_hidden=32, output="mask")
+    eager = EnhancementModule(model, stft, compression=0.5, metric_workers=0).eval()
+    compiled = EnhancementModule(model, stft, compression=0.5, metric_workers=0, compile=True)
+    noisy_mag = stft(torch.randn(2, 8000)).abs()
+    with torch.no_grad():
+        expected = eager.estimate(noisy_mag)
+        torch.testing.assert_close(compiled.eval().estimate(noisy_mag), expected)
+        # With a state (streaming) the CRN runs eagerly: same frames, same output.
+        first, state = compiled.estimate_stream(noisy_mag[..., :10])
+        rest, _ = compiled.estimate_stream(noisy_mag[..., 10:], state)
+    torch.testing.assert_close(torch.cat([first, rest], dim=-1), expected)
