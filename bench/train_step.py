@@ -9,8 +9,9 @@ of the training config (default: the seed experiment; e.g. ``experiment=quicksta
 setting is a real ``Trainer.fit`` of ``--warmup + --steps`` optimizer steps (no validation)
 on a freshly initialised module. A step's time is the wall time from one batch's start to the
 next one's: waiting for the loader, the STFT, forward, backward and the optimizer.
-``--loader memory`` feeds the same collated batch every step (no mixing, no worker): the ratio
-real / memory shows whether the loader holds training back.
+``--loader memory`` feeds the very batches the real loader yields, collated into memory
+beforehand (no mixing, no worker; the same data, so the same computation and the same final
+loss): the ratio real / memory is what the loader costs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from omegaconf import OmegaConf
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 
 from crn_lightning.checkpoint import build_enhancer
 from crn_lightning.results import build_datamodule, compose_config
@@ -50,17 +51,17 @@ class StepWall(L.Callback):
         return [b - a for a, b in itertools.pairwise(self.starts)][warmup:]
 
 
-class SameBatch(Dataset):
-    """One collated batch, returned for every index (``batch_size=None`` loader)."""
+class HeldBatches(Dataset):
+    """Batches collated beforehand, one per index (``batch_size=None`` loader)."""
 
-    def __init__(self, batch: dict, length: int) -> None:
-        self.batch, self.length = batch, length
+    def __init__(self, batches: list[dict]) -> None:
+        self.batches = batches
 
     def __len__(self) -> int:
-        return self.length
+        return len(self.batches)
 
     def __getitem__(self, index: int) -> dict:
-        return self.batch
+        return self.batches[index]
 
 
 def main() -> None:
@@ -81,7 +82,8 @@ def main() -> None:
     total = args.warmup + args.steps
     dataset = datamodule.datasets["train"]
     dataset.length = max(dataset.length, total * datamodule.batch_size)
-    batch = default_collate([dataset[i] for i in range(datamodule.batch_size)])
+    # The first epoch's batches, as the real loader yields them (its sampler starts at epoch 0).
+    held = list(itertools.islice(datamodule.train_dataloader(), total))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     print(
         f"corpus {datamodule.corpus_info['kind']}; batch {datamodule.batch_size} × "
@@ -110,9 +112,7 @@ def main() -> None:
             callbacks=[timer],
         )
         if loader == "memory":
-            datamodule.train_dataloader = lambda: DataLoader(
-                SameBatch(batch, total), batch_size=None
-            )
+            datamodule.train_dataloader = lambda: DataLoader(HeldBatches(held), batch_size=None)
         else:
             datamodule.train_dataloader = real_loader
         started = time.perf_counter()
