@@ -15,14 +15,11 @@ processes costs by itself) and the STFT of a batch, which runs on the device in
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
-from datetime import datetime
 from pathlib import Path
 
 import torch
+from record import write_record  # bench/record.py
 from torch.utils.data import DataLoader, Dataset
 
 from crn_lightning.results import build_datamodule, compose_config
@@ -109,13 +106,7 @@ def main() -> None:
     print(f"STFT of a batch (noisy + clean, on CPU): {stft_ms:.1f} ms")
 
     if args.json:
-        record = {
-            "date": datetime.now().isoformat(timespec="seconds"),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-            "overrides": args.overrides,
-            **results,
-        }
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        write_record(args.json, args.overrides, results)
 
 
 if __name__ == "__main__":

@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
-import platform
 import statistics
 import time
-from datetime import datetime
 from pathlib import Path
 
 import lightning as L
 import torch
 from omegaconf import OmegaConf
+from record import write_record  # bench/record.py
 from torch.utils.data import DataLoader, Dataset
 
 from crn_lightning.checkpoint import build_enhancer
@@ -153,14 +150,7 @@ def main() -> None:
                 f"{ratio:.3f}"
             )
     if args.json:
-        record = {
-            "date": datetime.now().isoformat(timespec="seconds"),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-            "torch": torch.__version__,
-            "overrides": args.overrides,
-            "rows": rows,
-        }
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        write_record(args.json, args.overrides, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -18,12 +18,8 @@ present). The model has random weights: time does not depend on them.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from concurrent.futures import wait
-from datetime import datetime
 from pathlib import Path
 
 import lightning as L
@@ -31,6 +27,7 @@ import torch
 from omegaconf import OmegaConf
 from pesq import pesq
 from pystoi import stoi
+from record import write_record  # bench/record.py
 
 from crn_lightning.checkpoint import build_enhancer
 from crn_lightning.metrics import PESQ_SAMPLE_RATE, PerceptualScorer
@@ -134,13 +131,7 @@ def main() -> None:
         results["lightning_validation_s"] = walls
 
     if args.json:
-        record = {
-            "date": datetime.now().isoformat(timespec="seconds"),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-            "overrides": args.overrides,
-            **results,
-        }
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        write_record(args.json, args.overrides, results)
 
 
 if __name__ == "__main__":
