@@ -10,9 +10,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from crn_lightning.checkpoint import load_enhancer
+from crn_lightning.enhancer import Enhancer
 from crn_lightning.errors import ConfigError
-from crn_lightning.module import EnhancementModule
 
 
 def required(cfg: DictConfig, key: str, what: str) -> Any:
@@ -22,11 +21,11 @@ def required(cfg: DictConfig, key: str, what: str) -> Any:
     return OmegaConf.select(cfg, key)
 
 
-def load_checkpoint(cfg: DictConfig) -> EnhancementModule:
+def load_checkpoint(cfg: DictConfig) -> Enhancer:
     """The enhancer of ``cfg.ckpt`` (a checkpoint written by crn_lightning.train)."""
     path = required(cfg, "ckpt", "a checkpoint written by crn_lightning.train")
     try:
-        return load_enhancer(path)
+        return Enhancer.from_checkpoint(path)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(f"ckpt={path}: {err}") from err
 

@@ -1,98 +1,45 @@
-"""The LightningModule: trains the CRN on magnitudes, scores enhanced vs noisy speech."""
+"""The LightningModule: trains, validates and tests an ``Enhancer`` (crn_lightning.enhancer)."""
 
 from __future__ import annotations
 
 import logging
-import math
-import random
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
-from torch.utils.data import default_collate
 
+from crn_lightning.enhancer import CHECKPOINT_CONFIG_KEY, Enhancer, build_network
 from crn_lightning.errors import ConfigError, UserError
-from crn_lightning.metrics import PerceptualScorer, si_sdr
-from crn_lightning.models.crn import CRN, CRNState
+from crn_lightning.losses import enhancement_loss
+from crn_lightning.metrics import PerceptualScorer
+from crn_lightning.models.crn import CRN
+from crn_lightning.rng_state import restore_rng_state, rng_state
+from crn_lightning.scoring import ClipScores, aggregate_scores, breakdown, enhance_and_score
 from crn_lightning.stft import STFT
-from crn_lightning.viz import spectrogram_figure
-
-if TYPE_CHECKING:
-    from crn_lightning.data.datamodule import ArcticDemandDataModule
+from crn_lightning.tensorboard_examples import log_validation_examples
 
 log = logging.getLogger(__name__)
+
+RNG_KEY = "crn_lightning_rng"
 
 
 class NonFiniteError(UserError, FloatingPointError):
     """A NaN/Inf loss or gradient in training; the message names the step and the batch."""
 
 
-# Where a checkpoint keeps the resolved training config (see crn_lightning.checkpoint).
-CHECKPOINT_CONFIG_KEY = "crn_lightning_config"
-RNG_KEY = "crn_lightning_rng"
-
-
-@dataclass
-class _PendingItem:
-    record: dict[str, Any]
-    enhanced: Future | None  # None: PESQ/STOI not scored this validation
-    noisy: Future | None
-
-
-def _mean(values: Iterable[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
-def aggregate_scores(records: list[Mapping[str, Any]]) -> dict[str, float]:
-    """Means over scored clips: loss, each metric for enhanced and noisy, PESQ failures
-    (PESQ and STOI when every record has them; extended STOI likewise).
-
-    A clip where PESQ failed (for the enhanced or the noisy signal) is left out of both PESQ
-    means, so the enhanced and noisy figures always cover the same clips.
-    """
-    summary = {"loss": _mean(r["loss"] for r in records), "clips": float(len(records))}
-    names = ["si_sdr"]
-    # Validations between module.pesq_every_n_epochs skip PESQ and STOI.
-    if records and all("pesq" in r for r in records):
-        ok = [r for r in records if math.isfinite(r["pesq"]) and math.isfinite(r["pesq_noisy"])]
-        summary["pesq"] = _mean(r["pesq"] for r in ok)
-        summary["pesq_noisy"] = _mean(r["pesq_noisy"] for r in ok)
-        summary["pesq_failures"] = float(len(records) - len(ok))
-        names.append("stoi")
-    # Extended STOI is scored by the evaluate entry point only (training skips its cost).
-    if records and all("estoi" in r for r in records):
-        names.append("estoi")
-    for name in names:
-        summary[name] = _mean(r[name] for r in records)
-        summary[f"{name}_noisy"] = _mean(r[f"{name}_noisy"] for r in records)
-    return summary
-
-
-def aggregate_by(records: list[Mapping[str, Any]], key: str) -> dict[Any, dict[str, float]]:
-    """``aggregate_scores`` for each value of ``key`` (e.g. per test SNR), in sorted order."""
-    return {
-        value: aggregate_scores([r for r in records if r[key] == value])
-        for value in sorted({r[key] for r in records})
-    }
-
-
 class EnhancementModule(L.LightningModule):
-    """Wraps a CRN: MSE between estimated and clean (optionally power-compressed) magnitudes,
-    Adam; validation and test rebuild waveforms with the noisy phase and score wideband PESQ,
-    STOI and SI-SDR of the enhanced and of the noisy signal.
+    """Trains ``Enhancer(model, stft, compression)`` (``self.enhancer``): MSE between estimated
+    and clean (optionally power-compressed) magnitudes, Adam; validation and test rebuild
+    waveforms with the noisy phase and score wideband PESQ, STOI and SI-SDR of the enhanced
+    and of the noisy signal (crn_lightning.scoring).
 
     ``compression`` c: the network sees |X|^c and its loss compares |Ŝ|^c with |S|^c
     (c = 1: the report's plain magnitudes). ``pesq_every_n_epochs`` N: validation scores PESQ
     and STOI (the slow part) on epochs N, 2N, ... and the last one only; loss and SI-SDR on
-    every epoch. Test always scores everything.
+    every epoch. Test always scores everything. ``compile``: torch.compile the network for
+    whole signals (training, validation, test). ``records``: each stage's last per-clip records.
     """
 
     def __init__(
@@ -114,102 +61,40 @@ class EnhancementModule(L.LightningModule):
             raise ConfigError(
                 f"wideband PESQ needs 16 kHz audio, data.sample_rate is {sample_rate}"
             )
-        if not 0 < compression <= 1:
-            raise ConfigError(f"module.compression must be in (0, 1], got {compression}")
         if nonfinite not in ("stop", "skip"):
             raise ConfigError(f"module.nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
         if pesq_every_n_epochs < 1:
             raise ConfigError(
                 f"module.pesq_every_n_epochs must be at least 1, got {pesq_every_n_epochs}"
             )
-        self.model, self.stft = model, stft
-        self.lr, self.compression, self.sample_rate = lr, compression, sample_rate
-        self.examples, self.nonfinite = examples, nonfinite
+        self.config = dict(config or {})
+        self.enhancer = Enhancer(model, stft, compression, sample_rate, compile, self.config)
+        self.lr, self.examples, self.nonfinite = lr, examples, nonfinite
         self.pesq_every_n_epochs = pesq_every_n_epochs
-        # torch.compile'd CRN for whole signals (training, validation, test); streaming
-        # (with a state) runs eagerly. Compilation happens on the first batch.
-        self._compiled_stream = torch.compile(model.stream) if compile else None
         # (global step, metric names) of the last validation logged: a checkpoint is ranked
         # by a metric only when it was computed for those very weights (see ScoredCheckpoint).
         self.last_validation: tuple[int, frozenset[str]] = (-1, frozenset())
         self.skipped_batches = 0
         self._last_batch: tuple[int, torch.Tensor, list[int]] | None = None
-        self.config = dict(config or {})
         self.scorer = PerceptualScorer(metric_workers)
-        self._pending: list[_PendingItem] = []
-        self._noisy_scores: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
+        # One collector per stage: each grid's noisy scores are computed once and reused.
+        self.scores = {stage: ClipScores(self.scorer) for stage in ("val", "test")}
         self.records: dict[str, list[dict[str, Any]]] = {}
         self._examples_logged = False
 
-    # -- the enhancement itself (shared by every stage and entry point) ------------------
-    def estimate(self, noisy_mag: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:
-        """(B, F, T) noisy magnitude → (B, F, T) estimate in the compressed domain.
-
-        ``block_frames``: run the CRN over blocks of that many frames, carrying its state from
-        block to block: the same result, with memory bounded by a block (long recordings).
-        """
-        if block_frames is None:
-            return self.estimate_stream(noisy_mag)[0]
-        blocks, state = [], None
-        for start in range(0, noisy_mag.shape[-1], block_frames):
-            block, state = self.estimate_stream(noisy_mag[..., start : start + block_frames], state)
-            blocks.append(block)
-        return torch.cat(blocks, dim=-1)
-
-    def estimate_stream(
-        self, noisy_mag: torch.Tensor, state: CRNState | None = None
-    ) -> tuple[torch.Tensor, CRNState]:
-        """``estimate`` of frames that follow those ``state`` was returned for (``CRN.stream``);
-        the streaming enhancer runs it a frame at a time."""
-        features = noisy_mag.pow(self.compression).transpose(1, 2).unsqueeze(1)
-        compiled = state is None and self._compiled_stream is not None
-        estimate, state = (self._compiled_stream if compiled else self.model.stream)(
-            features, state
-        )
-        return estimate.squeeze(1).transpose(1, 2), state
-
-    def decompress(self, estimate: torch.Tensor) -> torch.Tensor:
-        return estimate.clamp_min(0).pow(1.0 / self.compression)
-
-    def enhance(
-        self,
-        noisy_mag: torch.Tensor,
-        noisy_phase: torch.Tensor,
-        length: int,
-        block_frames: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(compressed estimate, magnitude, waveform): the estimated magnitude resynthesised
-        with the noisy phase."""
-        estimate = self.estimate(noisy_mag, block_frames)
-        magnitude = self.decompress(estimate)
-        return estimate, magnitude, self.stft.inverse(magnitude, noisy_phase, length)
-
-    def forward(self, noisy: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:
-        """Enhance (B, L) waveforms (see ``estimate`` for ``block_frames``)."""
-        return self.enhance(*self.stft.magnitude_phase(noisy), noisy.shape[-1], block_frames)[2]
-
-    @torch.no_grad()
-    def enhance_grid(
-        self, datamodule: ArcticDemandDataModule, stage: str, indices: Sequence[int]
-    ) -> dict[str, torch.Tensor]:
-        """Items ``indices`` of the data module's ``stage`` grid as one batch on this module's
-        device (waveforms, magnitudes, SNRs...), with the enhanced magnitude and waveform added
-        as ``enhanced_mag`` and ``enhanced``. TensorBoard examples and the notebooks use it."""
-        dataset = datamodule.datasets[stage]
-        batch = default_collate([dataset[i] for i in indices])
-        batch = datamodule.on_after_batch_transfer(
-            {k: v.to(self.device) for k, v in batch.items()}, 0
-        )
-        _, batch["enhanced_mag"], batch["enhanced"] = self.enhance(
-            batch["noisy_mag"], batch["noisy_phase"], batch["noisy"].shape[-1]
-        )
-        return batch
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **changes: Any) -> EnhancementModule:
+        """A freshly initialised module for a resolved training config (its stft, model,
+        module and data.sample_rate); ``changes`` replace ``module`` options."""
+        model, stft = build_network(config)
+        # ``_target_``: where the module options are a Hydra config group naming this class.
+        options = {k: v for k, v in config["module"].items() if k != "_target_"} | changes
+        return cls(model, stft, sample_rate=config["data"]["sample_rate"], config=config, **options)
 
     # -- training ----------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = F.mse_loss(
-            self.estimate(batch["noisy_mag"]), batch["clean_mag"].pow(self.compression)
-        )
+        estimate = self.enhancer.estimate(batch["noisy_mag"])
+        loss = enhancement_loss(estimate, self.enhancer.target(batch["clean_mag"]))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["noisy"].shape[0])
         self._last_batch = (batch_idx, loss.detach(), batch["index"].tolist())
         return loss
@@ -217,7 +102,7 @@ class EnhancementModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Checked here, after backward (and after DDP's all-reduce, so every rank decides
         # alike): a NaN/Inf loss makes its gradients non-finite too.
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        grads = [p.grad for p in self.enhancer.network.parameters() if p.grad is not None]
         if all(torch.isfinite(g).all() for g in grads):
             return
         batch_idx, loss, indices = self._last_batch
@@ -238,7 +123,7 @@ class EnhancementModule(L.LightningModule):
         self.log("train/skipped_batches", float(self.skipped_batches))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        return torch.optim.Adam(self.enhancer.network.parameters(), lr=self.lr)
 
     # -- evaluation ----------------------------------------------------------------------
     def scores_perceptual(self, stage: str) -> bool:
@@ -259,52 +144,33 @@ class EnhancementModule(L.LightningModule):
             )
 
     def _evaluation_step(self, batch: dict, stage: str) -> None:
-        estimate, _, enhanced = self.enhance(
-            batch["noisy_mag"], batch["noisy_phase"], batch["noisy"].shape[-1]
-        )
-        target = batch["clean_mag"].pow(self.compression)
-        losses = (estimate - target).pow(2).mean(dim=(1, 2))
         clean, noisy = batch["clean"], batch["noisy"]
-        enhanced_si_sdr = si_sdr(enhanced, clean)
-        noisy_si_sdr = si_sdr(noisy, clean)
+        enhanced, scores = enhance_and_score(
+            self.enhancer,
+            batch["noisy_mag"],
+            batch["noisy_phase"],
+            batch["clean_mag"],
+            clean,
+            noisy,
+        )
         clean_np, noisy_np = clean.float().cpu().numpy(), noisy.float().cpu().numpy()
         enhanced_np = enhanced.float().cpu().numpy()
-        cache = self._noisy_scores[stage]
         perceptual = self.scores_perceptual(stage)
         for i, index in enumerate(batch["index"].tolist()):
             record = {
                 "index": index,
                 "snr_db": float(batch["snr_db"][i]),
                 "environment": int(batch["environment"][i]),
-                "loss": float(losses[i]),
-                "si_sdr": float(enhanced_si_sdr[i]),
-                "si_sdr_noisy": float(noisy_si_sdr[i]),
+                **{name: float(values[i]) for name, values in scores.items()},
             }
-            if not perceptual:
-                self._pending.append(_PendingItem(record, None, None))
-                continue
             # The grid is fixed, so the noisy signal's scores are computed once per item.
-            noisy_future = None if index in cache else self.scorer.submit(clean_np[i], noisy_np[i])
-            self._pending.append(
-                _PendingItem(record, self.scorer.submit(clean_np[i], enhanced_np[i]), noisy_future)
+            self.scores[stage].add(
+                record, clean_np[i], noisy_np[i], enhanced_np[i], index, perceptual
             )
 
     def _collect(self, stage: str) -> list[dict[str, Any]]:
         """Wait for this process's scores, then gather every process's records."""
-        cache, records = self._noisy_scores[stage], []
-        for item in self._pending:
-            record = item.record
-            if item.enhanced is None:
-                records.append(record)
-                continue
-            scores = item.enhanced.result()
-            record.update(pesq=scores.pesq, stoi=scores.stoi, pesq_error=scores.error)
-            if item.noisy is not None:
-                noisy = item.noisy.result()
-                cache[record["index"]] = {"pesq_noisy": noisy.pesq, "stoi_noisy": noisy.stoi}
-            record.update(cache[record["index"]])
-            records.append(record)
-        self._pending = []
+        records = self.scores[stage].collect()
         if self.trainer.world_size > 1:
             gathered: list[list[dict]] = [[] for _ in range(self.trainer.world_size)]
             torch.distributed.all_gather_object(gathered, records)
@@ -314,9 +180,9 @@ class EnhancementModule(L.LightningModule):
     def _log_summary(self, stage: str, records: list[dict[str, Any]]) -> None:
         summary = aggregate_scores(records)
         if stage == "test":
-            for snr, at_snr in aggregate_by(records, "snr_db").items():
+            for snr, at_snr in breakdown(records)["by_snr_db"].items():
                 for name in ("pesq", "pesq_noisy", "stoi", "si_sdr"):
-                    summary[f"{name}@snr={snr:g}"] = at_snr[name]
+                    summary[f"{name}@snr={snr}"] = at_snr[name]
         # Every process holds the same gathered figures, so the synced mean equals them.
         for name, value in summary.items():
             self.log(f"{stage}/{name}", value, sync_dist=True, prog_bar=name == "pesq")
@@ -326,7 +192,7 @@ class EnhancementModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "val")
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
+    def test_step(self, batch: dict, batch_idx: int) -> None:  # Lightning's hook name
         self._evaluation_step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
@@ -344,62 +210,29 @@ class EnhancementModule(L.LightningModule):
     def teardown(self, stage: str) -> None:
         self.scorer.close()
 
-    # -- TensorBoard examples ----------------------------------------------------------
     def _log_examples(self) -> None:
         loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
         if not loggers or not self.trainer.is_global_zero or self.examples <= 0:
             return
-        writer, datamodule = loggers[0].experiment, self.trainer.datamodule
-        count = len(datamodule.datasets["val"])
-        indices = sorted({round(x) for x in np.linspace(0, count - 1, self.examples)})
-        batch = self.enhance_grid(datamodule, "val", indices)
-        step, first = self.global_step, not self._examples_logged
-        for j, index in enumerate(indices):
-            fig = spectrogram_figure(
-                {
-                    "noisy": batch["noisy_mag"][j],
-                    "enhanced": batch["enhanced_mag"][j],
-                    "clean": batch["clean_mag"][j],
-                },
-                self.sample_rate,
-                self.stft.hop_length,
-                title=f"validation clip {index}: {datamodule.describe('val', index)} (step {step})",
-            )
-            writer.add_figure(f"val_examples/clip{j}_spectrograms", fig, step)
-            writer.add_audio(
-                f"val_examples/clip{j}_enhanced", batch["enhanced"][j].cpu(), step, self.sample_rate
-            )
-            if first:
-                for kind in ("noisy", "clean"):
-                    writer.add_audio(
-                        f"val_examples/clip{j}_{kind}", batch[kind][j].cpu(), step, self.sample_rate
-                    )
+        log_validation_examples(
+            loggers[0].experiment,
+            self.enhancer,
+            self.trainer.datamodule,
+            self.examples,
+            self.global_step,
+            with_inputs=not self._examples_logged,
+        )
         self._examples_logged = True
 
     # -- checkpoints ---------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # The resolved config travels with the weights: a checkpoint alone rebuilds the model.
+        # The resolved config travels with the weights: a checkpoint alone rebuilds the
+        # enhancer (Enhancer.from_checkpoint).
         checkpoint[CHECKPOINT_CONFIG_KEY] = self.config
-        # Training mixtures are drawn from (seed, index), not from these generators; they are
-        # kept so that anything else drawing random numbers continues as it would have.
-        checkpoint[RNG_KEY] = {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-            "numpy_pos": int(np.random.get_state()[2]),
-            "python": list(random.getstate()[1]),
-        }
+        checkpoint[RNG_KEY] = rng_state()
         checkpoint["skipped_batches"] = self.skipped_batches
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.skipped_batches = checkpoint.get("skipped_batches", 0)
-        state = checkpoint.get(RNG_KEY)
-        if state is None:
-            return
-        torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-        np.random.set_state(
-            ("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"])
-        )
-        random.setstate((3, tuple(state["python"]), None))
+        if RNG_KEY in checkpoint:
+            restore_rng_state(checkpoint[RNG_KEY])

@@ -2,9 +2,9 @@
 
 ``StreamingEnhancer.process`` takes the next ``hop_length`` samples (10 ms at hop 160 and
 16 kHz) and returns ``hop_length`` enhanced samples. Inside, the same STFT window and
-transforms as training (``STFT.frame_spectra`` / ``frame_waveforms``), the module's own
-enhancement (``EnhancementModule.estimate_stream``: compression, the CRN with its convolution
-buffers and LSTM state carried from frame to frame, decompression) and an overlap-add buffer.
+transforms as training (``STFT.frame_spectra`` / ``frame_waveforms``), the enhancer's own
+step (``Enhancer.stream_spectrum``: compression, the CRN with its convolution buffers and LSTM
+state carried from frame to frame, decompression, the noisy phase) and an overlap-add buffer.
 
 Timing, for the centred STFT of training (frame t covers samples t·hop − n_fft/2 to
 t·hop + n_fft/2): frame t can be analysed once sample t·hop + n_fft/2 − 1 has arrived, and
@@ -21,7 +21,7 @@ for the report's n_fft 960. A real-time system adds the time to compute a chunk,
 hop (the 10 ms budget): at most window + hop in all.
 
 ``flush`` ends the signal (its last, shorter chunk, then the end reflection the offline STFT
-uses), after which the whole output equals ``EnhancementModule`` offline enhancement of the same
+uses), after which the whole output equals the ``Enhancer``'s offline enhancement of the same
 signal delayed by ``delay_samples`` (tested to 1e-4).
 """
 
@@ -31,13 +31,16 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from crn_lightning.errors import ConfigError
 from crn_lightning.models.crn import CRNState
-from crn_lightning.module import EnhancementModule
+
+if TYPE_CHECKING:
+    from crn_lightning.enhancer import Enhancer
 
 
 @contextlib.contextmanager
@@ -52,26 +55,26 @@ def _without_onednn() -> Iterator[None]:
         torch.backends.mkldnn.enabled = before
 
 
-# (noisy magnitudes (B, F, K), state or None at the start) → (enhanced magnitudes, state)
-MagnitudeStep = Callable[[torch.Tensor, CRNState | None], tuple[torch.Tensor, CRNState]]
+# (noisy complex spectra (B, F, K), state or None at the start) → (enhanced spectra, state)
+SpectrumStep = Callable[[torch.Tensor, CRNState | None], tuple[torch.Tensor, CRNState]]
 
 
 class StreamingEnhancer:
     """Frame-by-frame enhancement of ``batch`` parallel streams (e.g. channels) with a fixed
     delay; see the module docstring for the latency. Call ``reset`` to start a new signal.
 
-    ``step`` maps the frames' magnitudes to enhanced ones, carrying the state; by default the
-    module's own (``estimate_stream`` then ``decompress``); the ONNX step model (see
-    crn_lightning.export) plugs in here.
+    ``step`` maps the frames' noisy spectra to enhanced ones, carrying the state; by default
+    the enhancer's own (``Enhancer.stream_spectrum``); the ONNX step graph
+    (crn_lightning.onnx_runtime) plugs in here.
     """
 
     def __init__(
-        self, module: EnhancementModule, batch: int = 1, step: MagnitudeStep | None = None
+        self, enhancer: Enhancer, batch: int = 1, step: SpectrumStep | None = None
     ) -> None:
-        stft = module.stft
+        stft = enhancer.stft
         if not stft.spectrogram.center:
             raise ConfigError("streaming follows the centred STFT of training: stft.center=true")
-        self.module, self.stft = module.eval(), stft
+        self.enhancer, self.stft = enhancer.eval(), stft
         self.n_fft, self.hop, self.half = stft.n_fft, stft.hop_length, stft.n_fft // 2
         if self.hop > self.half:
             raise ConfigError(
@@ -81,17 +84,17 @@ class StreamingEnhancer:
         if batch < 1:
             raise ValueError(f"batch must be at least 1, got {batch}")
         self.batch = batch
-        self.step = step or self._module_step
+        self.step = step or self._enhancer_step
         self.delay_samples = (math.ceil(self.half / self.hop) - 1) * self.hop + self.half
         self.latency_samples = self.delay_samples + self.hop
-        parameter = next(module.parameters())
+        parameter = next(enhancer.parameters())
         self._device, self._dtype = parameter.device, parameter.dtype
         self._window_sq = stft.window.to(self._device, self._dtype).square()
         self.reset()
 
     @property
     def latency_seconds(self) -> float:
-        return self.latency_samples / self.module.sample_rate
+        return self.latency_samples / self.enhancer.sample_rate
 
     def reset(self) -> None:
         """Forget the current signal: the next chunk starts a new one."""
@@ -167,12 +170,11 @@ class StreamingEnhancer:
         return torch.cat(out, dim=-1)[:, self.delay_samples :]
 
     # -- internals -------------------------------------------------------------------------
-    def _module_step(
-        self, magnitude: torch.Tensor, state: CRNState | None
+    def _enhancer_step(
+        self, spectrum: torch.Tensor, state: CRNState | None
     ) -> tuple[torch.Tensor, CRNState]:
         with _without_onednn():
-            estimate, state = self.module.estimate_stream(magnitude, state)
-        return self.module.decompress(estimate), state
+            return self.enhancer.stream_spectrum(spectrum, state)
 
     def _as_batch(self, samples: torch.Tensor | np.ndarray) -> torch.Tensor:
         if self._finished:
@@ -206,8 +208,8 @@ class StreamingEnhancer:
         frames = (self._padded.shape[-1] - self.n_fft) // self.hop + 1
         used = self.n_fft + (frames - 1) * self.hop
         spectra = self.stft.frame_spectra(self._padded[:, :used])
-        magnitude, self._state = self.step(spectra.abs(), self._state)
-        waves = self.stft.frame_waveforms(torch.polar(magnitude, spectra.angle()))
+        enhanced, self._state = self.step(spectra, self._state)
+        waves = self.stft.frame_waveforms(enhanced)
         finished = []
         for k in range(frames):
             self._ola += waves[:, k]

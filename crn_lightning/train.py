@@ -24,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from crn_lightning.callbacks import ScoredCheckpoint, StepTimer
 from crn_lightning.config import check_keys, register_configs, resume_checkpoint
 from crn_lightning.errors import ConfigError, UserError
-from crn_lightning.module import CHECKPOINT_CONFIG_KEY, EnhancementModule, aggregate_by
+from crn_lightning.module import CHECKPOINT_CONFIG_KEY, EnhancementModule
+from crn_lightning.scoring import breakdown
 from crn_lightning.sweep import override_key, run_name, swept_keys
 
 log = logging.getLogger(__name__)
@@ -71,15 +72,6 @@ def _refuse_respawn_in_multirun(trainer: L.Trainer) -> None:
             "hydra/launcher=slurm (SLURM starts the processes), or run them one at a time "
             "without -m."
         )
-
-
-def _breakdown(records: list[dict[str, Any]], environments: list[str]) -> dict[str, Any]:
-    return {
-        "by_snr_db": {f"{snr:g}": s for snr, s in aggregate_by(records, "snr_db").items()},
-        "by_environment": {
-            environments[i]: s for i, s in aggregate_by(records, "environment").items()
-        },
-    }
 
 
 def closing_line(test: dict[str, float], run_dir: Path) -> str:
@@ -173,7 +165,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = {
         "experiment": cfg.name,
         "test": test,
-        "test_breakdown": _breakdown(module.records["test"], datamodule.environments),
+        "test_breakdown": breakdown(module.records["test"], datamodule.environments),
         "corpus": datamodule.corpus_info,
         "parameters": parameters,
         "best_checkpoint": best,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from crn_lightning.enhancer import Enhancer
 from crn_lightning.models.crn import CRN
-from crn_lightning.module import EnhancementModule
 from crn_lightning.stft import STFT
 from crn_lightning.streaming import StreamingEnhancer
 
@@ -22,16 +22,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _module(n_fft=320, hop=160, win=None, output="mask", compression=0.5, seed=0):
+def _enhancer(n_fft=320, hop=160, win=None, output="mask", compression=0.5, seed=0):
     torch.manual_seed(seed)
     stft = STFT(n_fft, hop, win)
     model = CRN(stft.n_freqs, channels=(4, 8, 8, 16, 16), lstm_hidden=32, output=output)
-    module = EnhancementModule(model, stft, compression=compression, metric_workers=0)
+    enhancer = Enhancer(model, stft, compression=compression)
     # Non-trivial batch-norm statistics, so that a frame leaking into another would show.
-    module.train()
+    enhancer.train()
     with torch.no_grad():
-        module(0.1 * torch.randn(4, SR))
-    return module.eval()
+        enhancer(0.1 * torch.randn(4, SR))
+    return enhancer.eval()
 
 
 def _speech_like(seconds: float, seed: int = 0) -> torch.Tensor:
@@ -47,7 +47,7 @@ def _speech_like(seconds: float, seed: int = 0) -> torch.Tensor:
 
 @pytest.mark.parametrize("output", ["mask", "mapping"])
 def test_crn_block_by_block_with_state_equals_one_pass(output):
-    model = _module(output=output).model
+    model = _enhancer(output=output).network
     x = torch.rand(2, 1, 60, model.n_freqs)
     with torch.no_grad():
         whole = model(x)
@@ -64,10 +64,10 @@ def test_crn_block_by_block_with_state_equals_one_pass(output):
 
 
 def test_block_frames_give_the_offline_result():
-    module = _module()
+    enhancer = _enhancer()
     x = _speech_like(3.0)[None]
     with torch.no_grad():
-        assert (module(x, block_frames=37) - module(x)).abs().max() < 1e-5
+        assert (enhancer(x, block_frames=37) - enhancer(x)).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize(
@@ -75,25 +75,26 @@ def test_block_frames_give_the_offline_result():
     [(320, 160, None, 160), (512, 160, None, 416), (960, 160, None, 800), (400, 100, 300, 300)],
 )
 def test_streaming_equals_offline_after_the_delay(n_fft, hop, win, delay):
-    module = _module(n_fft, hop, win)
-    streamer = StreamingEnhancer(module, batch=2)
+    enhancer = _enhancer(n_fft, hop, win)
+    streamer = StreamingEnhancer(enhancer, batch=2)
     assert streamer.delay_samples == delay
     assert streamer.latency_samples == delay + hop
     for length in (n_fft // 2 + 1, 4321, 16000):  # shortest possible, odd, whole hops
         noisy = 0.1 * torch.randn(2, length)
         with torch.no_grad():
-            offline = module(noisy)
+            offline = enhancer(noisy)
         streamed = streamer.enhance(noisy)
         assert streamed.shape == offline.shape
         assert (streamed - offline).abs().max() <= 1e-4
 
 
 def test_streaming_a_real_length_signal_chunk_by_chunk():
-    module = _module()
+    enhancer = _enhancer()
     noisy = _speech_like(6.53)
     with torch.no_grad():
-        offline = module(noisy[None])[0]
-    streamer = StreamingEnhancer(module)
+        offline = enhancer(noisy)  # (samples,) in, (samples,) out
+    assert offline.shape == noisy.shape
+    streamer = enhancer.stream()
     assert streamer.latency_samples == 320 and streamer.latency_seconds == 0.02  # = the window
     hop, delay = 160, streamer.delay_samples
     whole = len(noisy) // hop * hop
@@ -110,8 +111,8 @@ def test_streaming_a_real_length_signal_chunk_by_chunk():
 
 
 def test_streaming_errors_are_clear():
-    module = _module()
-    streamer = StreamingEnhancer(module)
+    enhancer = _enhancer()
+    streamer = StreamingEnhancer(enhancer)
     with pytest.raises(ValueError, match="chunks of hop_length = 160"):
         streamer.process(torch.zeros(100))
     assert streamer.process(torch.ones(160)).abs().max() == 0  # the delay: silence first
@@ -121,4 +122,4 @@ def test_streaming_errors_are_clear():
     with pytest.raises(RuntimeError, match="reset"):
         streamer.process(torch.zeros(160))
     with pytest.raises(ValueError, match="hop_length"):
-        StreamingEnhancer(_module(320, 200))
+        StreamingEnhancer(_enhancer(320, 200))

@@ -8,7 +8,7 @@ import torch
 from conftest import run_train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from crn_lightning.checkpoint import load_enhancer
+from crn_lightning.enhancer import Enhancer
 
 STAGE_TAGS = ["loss", "pesq", "pesq_noisy", "stoi", "stoi_noisy", "si_sdr", "si_sdr_noisy"]
 
@@ -34,7 +34,7 @@ def test_train_cli_writes_metrics_checkpoints_and_tensorboard(tmp_path, tiny_cac
     assert set(metrics["test_breakdown"]["by_environment"]) == {"PRESTO", "NPARK"}
 
     # The checkpoint alone rebuilds the trained enhancer (config inside, weights-only load).
-    enhancer = load_enhancer(metrics["best_checkpoint"])
+    enhancer = Enhancer.from_checkpoint(metrics["best_checkpoint"])
     noisy = torch.randn(1, 12345) * 0.1
     with torch.no_grad():
         assert enhancer(noisy).shape == noisy.shape

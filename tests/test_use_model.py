@@ -18,12 +18,13 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from crn_lightning.audio import resample
-from crn_lightning.checkpoint import build_enhancer, load_enhancer
 from crn_lightning.enhance import enhance
+from crn_lightning.enhancer import Enhancer
 from crn_lightning.errors import ConfigError
 from crn_lightning.evaluate import evaluate
 from crn_lightning.metrics import perceptual_scores, si_sdr
 from crn_lightning.mixing import snr_db
+from crn_lightning.module import EnhancementModule
 from crn_lightning.results import compose_config
 
 
@@ -42,7 +43,7 @@ def checkpoint(tmp_path_factory) -> Path:
             f"paths.cache_dir={root / 'cache'}",
         ]
     )
-    module = build_enhancer(OmegaConf.to_container(cfg, resolve=True))
+    module = EnhancementModule.from_config(OmegaConf.to_container(cfg, resolve=True))
     trainer = L.Trainer(
         max_steps=3,
         limit_val_batches=0,
@@ -52,7 +53,7 @@ def checkpoint(tmp_path_factory) -> Path:
         enable_progress_bar=False,
         use_distributed_sampler=False,
     )
-    trainer.fit(module, datamodule=instantiate(cfg.data, stft=module.stft))
+    trainer.fit(module, datamodule=instantiate(cfg.data, stft=module.enhancer.stft))
     path = root / "tiny.ckpt"
     trainer.save_checkpoint(path)
     return path
@@ -75,8 +76,8 @@ def _tone(seconds: float, seed: int) -> np.ndarray:
 
 # -- evaluate ------------------------------------------------------------------------------
 def test_full_length_grid_item_is_the_whole_utterance_at_the_grid_snr(checkpoint):
-    module = load_enhancer(checkpoint)
-    data = instantiate(module.config["data"], stft=module.stft)
+    enhancer = Enhancer.from_checkpoint(checkpoint)
+    data = instantiate(enhancer.config["data"], stft=enhancer.stft)
     data.setup("test")
     grid = data.datasets["test"]
     for index, item in enumerate(grid.items):
@@ -132,13 +133,13 @@ def test_evaluate_folder_pairs_uses_the_one_scoring_path(checkpoint, tmp_path):
 
     cfg = _config("evaluate", ckpt=str(checkpoint), pairs=str(pairs), workers=0)
     summary = evaluate(cfg, tmp_path / "run")
-    module = load_enhancer(checkpoint)
+    enhancer = Enhancer.from_checkpoint(checkpoint)
     with (tmp_path / "run" / "scores.csv").open() as f:
         rows = {r["utterance"]: r for r in csv.DictReader(f)}
     assert set(rows) == set(signals)
     for name, (clean, noisy) in signals.items():
         with torch.no_grad():
-            enhanced = module(torch.from_numpy(noisy)[None])[0].numpy()
+            enhanced = enhancer(torch.from_numpy(noisy)[None])[0].numpy()
         noisy_scores = perceptual_scores(clean, noisy, extended=True)
         enhanced_scores = perceptual_scores(clean, enhanced, extended=True)
         labels = ("utterance", "environment", "snr_db", "pesq_error")
@@ -168,7 +169,7 @@ def test_enhance_keeps_format_rate_channels_and_never_overwrites(checkpoint, tmp
     sf.write(source / "sub" / "b.flac", stereo, 8000, subtype="PCM_24")
     (source / "bad.wav").write_bytes(b"not audio at all")
     (source / "notes.txt").write_text("not an audio file: skipped")
-    module = load_enhancer(checkpoint)
+    enhancer = Enhancer.from_checkpoint(checkpoint)
 
     report = enhance(_config("enhance", ckpt=str(checkpoint), input=str(source), output=str(out)))
     assert sorted(p.relative_to(out).as_posix() for p in report.written) == ["a.wav", "sub/b.flac"]
@@ -176,7 +177,7 @@ def test_enhance_keeps_format_rate_channels_and_never_overwrites(checkpoint, tmp
     a, rate = sf.read(out / "a.wav", dtype="float32")
     assert rate == SR and sf.info(out / "a.wav").subtype == "FLOAT"
     with torch.no_grad():
-        expected = module(torch.from_numpy(mono)[None])[0].numpy()
+        expected = enhancer(torch.from_numpy(mono)[None])[0].numpy()
     assert np.abs(a - expected).max() < 1e-6
     b, rate = sf.read(out / "sub" / "b.flac", dtype="float32")
     info = sf.info(out / "sub" / "b.flac")
@@ -184,7 +185,7 @@ def test_enhance_keeps_format_rate_channels_and_never_overwrites(checkpoint, tmp
     assert b.shape == stereo.shape
     with torch.no_grad():  # each channel on its own: resampled, enhanced, resampled back
         up = torch.from_numpy(resample(stereo[:, 1], 8000, SR))[None]
-        second = resample(module(up)[0].numpy(), SR, 8000)[: len(stereo)]
+        second = resample(enhancer(up)[0].numpy(), SR, 8000)[: len(stereo)]
     assert np.abs(b[:, 1] - second).max() < 1e-5
 
     before = (out / "a.wav").read_bytes()
@@ -205,6 +206,53 @@ def test_enhance_keeps_format_rate_channels_and_never_overwrites(checkpoint, tmp
         )
     )
     assert sf.info(out / "mixed" / "b.flac").channels == 1 and mixed.chunk_seconds
+
+
+def test_enhance_never_reads_its_own_outputs(checkpoint, tmp_path, caplog):
+    # The output folder inside the input folder: a second run must not enhance the first
+    # run's outputs (into out/out/x.wav), and says that it skipped the folder.
+    source = tmp_path / "in"
+    source.mkdir()
+    sf.write(source / "x.wav", _tone(1.2, 7), SR, subtype="FLOAT")
+    out = source / "out"
+    cfg = _config("enhance", ckpt=str(checkpoint), input=str(source), output=str(out))
+    assert enhance(cfg).written == [out / "x.wav"]
+    cfg.overwrite = True
+    with caplog.at_level("INFO", logger="crn_lightning.file_enhancement"):
+        again = enhance(cfg)
+    assert again.written == [out / "x.wav"] and again.failures == []
+    assert not (out / "out").exists()
+    assert f"skipping the output folder {out} inside it" in caplog.text
+
+
+def test_checkpoint_holds_the_enhancer_and_bad_files_are_named(checkpoint, tmp_path):
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    weights = saved["state_dict"]
+    assert weights and all(key.startswith("enhancer.") for key in weights)
+    enhancer = Enhancer.from_checkpoint(checkpoint)
+    assert not enhancer.training
+    for key, value in enhancer.state_dict().items():
+        assert torch.equal(value, weights[f"enhancer.{key}"])
+    assert enhancer.num_parameters() == sum(p.numel() for p in enhancer.parameters()) > 0
+
+    with pytest.raises(FileNotFoundError, match=f"checkpoint not found: {tmp_path / 'none'}"):
+        Enhancer.from_checkpoint(tmp_path / "none")
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=f"{garbage}: not a readable PyTorch checkpoint"):
+        Enhancer.from_checkpoint(garbage)
+    no_config = tmp_path / "no_config.ckpt"
+    torch.save({"state_dict": weights}, no_config)
+    with pytest.raises(ValueError, match=f"{no_config}: no 'crn_lightning_config' in it"):
+        Enhancer.from_checkpoint(no_config)
+    older = tmp_path / "older.ckpt"  # weights under the LightningModule's former names
+    renamed = {
+        k.replace("enhancer.network.", "model.").replace("enhancer.", ""): v
+        for k, v in weights.items()
+    }
+    torch.save({**saved, "state_dict": renamed}, older)
+    with pytest.raises(ValueError, match=rf"{older}: its state_dict holds no 'enhancer\.\*'"):
+        Enhancer.from_checkpoint(older)
 
 
 def test_enhance_streaming_writes_what_offline_writes(checkpoint, tmp_path):
@@ -253,7 +301,8 @@ def test_export_cli_writes_graphs_that_onnxruntime_runs_like_pytorch(checkpoint,
     import onnx
     import onnxruntime  # noqa: F401
 
-    from crn_lightning.export import OnnxEnhancer, run
+    from crn_lightning.export import run
+    from crn_lightning.onnx_runtime import OnnxEnhancer
 
     path = tmp_path / "model.onnx"
     result = _cli(
@@ -265,11 +314,11 @@ def test_export_cli_writes_graphs_that_onnxruntime_runs_like_pytorch(checkpoint,
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert props["n_fft"] == "320" and props["hop_length"] == "160"
 
-    module = load_enhancer(checkpoint)
+    enhancer = Enhancer.from_checkpoint(checkpoint)
     noisy = 0.1 * torch.randn(3, 12345)  # another batch size and length than the export's
-    onnx_enhancer = OnnxEnhancer(module, path)
+    onnx_enhancer = OnnxEnhancer(enhancer, path)
     with torch.no_grad():
-        reference = module(noisy)
+        reference = enhancer(noisy)
     assert (onnx_enhancer(noisy) - reference).abs().max() <= 1e-4
     streamed = onnx_enhancer.streaming(batch=3).enhance(noisy)
     assert (streamed - reference).abs().max() <= 1e-4
