@@ -15,14 +15,14 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from crn_lightning.checkpoint import build_enhancer
+from crn_lightning.enhancer import Enhancer
+from crn_lightning.losses import enhancement_loss
 from crn_lightning.results import compose_config
 
 
-def peak_bytes(module, optimizer, batch: int, samples: int, precision: str) -> int:
+def peak_bytes(enhancer, optimizer, batch: int, samples: int, precision: str) -> int:
     """Peak memory of one training step at ``batch``; raises torch.OutOfMemoryError."""
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
@@ -30,8 +30,8 @@ def peak_bytes(module, optimizer, batch: int, samples: int, precision: str) -> i
     clean = torch.randn(batch, samples, device="cuda") * 0.1
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     with autocast:
-        noisy_mag, clean_mag = module.stft(noisy).abs(), module.stft(clean).abs()
-        loss = F.mse_loss(module.estimate(noisy_mag), clean_mag.pow(module.compression))
+        noisy_mag, clean_mag = enhancer.stft(noisy).abs(), enhancer.stft(clean).abs()
+        loss = enhancement_loss(enhancer.estimate(noisy_mag), enhancer.target(clean_mag))
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -39,9 +39,9 @@ def peak_bytes(module, optimizer, batch: int, samples: int, precision: str) -> i
     return torch.cuda.max_memory_allocated()
 
 
-def fits(module, optimizer, batch: int, samples: int, precision: str) -> int | None:
+def fits(enhancer, optimizer, batch: int, samples: int, precision: str) -> int | None:
     try:
-        return peak_bytes(module, optimizer, batch, samples, precision)
+        return peak_bytes(enhancer, optimizer, batch, samples, precision)
     except torch.OutOfMemoryError:
         optimizer.zero_grad(set_to_none=True)
         return None
@@ -60,21 +60,21 @@ def main() -> None:
 
     cfg = compose_config(args.overrides)
     samples = round(cfg.data.clip_seconds * cfg.data.sample_rate)
-    module = build_enhancer(OmegaConf.to_container(cfg, resolve=True)).cuda().train()
-    optimizer = torch.optim.Adam(module.model.parameters(), lr=1e-4)
-    print(f"{torch.cuda.get_device_name()}; {module.model.num_parameters():,} parameters")
+    enhancer = Enhancer.from_config(OmegaConf.to_container(cfg, resolve=True)).cuda().train()
+    optimizer = torch.optim.Adam(enhancer.network.parameters(), lr=1e-4)
+    print(f"{torch.cuda.get_device_name()}; {enhancer.num_parameters():,} parameters")
     rows = []
     for precision in args.precision:
-        at_batch = fits(module, optimizer, args.batch, samples, precision)
+        at_batch = fits(enhancer, optimizer, args.batch, samples, precision)
         good, bad = (args.batch, None) if at_batch else (0, args.batch)
         while bad is None and good < args.max_batch:
-            bad = None if fits(module, optimizer, good * 2, samples, precision) else good * 2
+            bad = None if fits(enhancer, optimizer, good * 2, samples, precision) else good * 2
             good = good * 2 if bad is None else good
         while bad is not None and bad - good > 1:
             middle = (good + bad) // 2
             good, bad = (
                 (middle, bad)
-                if fits(module, optimizer, middle, samples, precision)
+                if fits(enhancer, optimizer, middle, samples, precision)
                 else (good, middle)
             )
         row = {

@@ -7,7 +7,7 @@ against its budget), and ONNX Runtime (offline and streaming with the step graph
 RTF = compute time / audio duration (below 1: faster than real time). ``--seed`` builds the
 default config's model (n_fft 960, channels 16..256, LSTM 3584: 103.6 M parameters) with
 random weights: the time does not depend on the weights. The ONNX graphs are exported into a
-temporary folder with crn_lightning.export. Prints a Markdown table and writes ``--json``.
+temporary folder with crn_lightning.onnx_export. Prints a Markdown table and writes ``--json``.
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from crn_lightning.checkpoint import build_enhancer, load_enhancer
-from crn_lightning.export import OnnxEnhancer, export
-from crn_lightning.module import EnhancementModule
+from crn_lightning.enhancer import Enhancer
+from crn_lightning.onnx_export import export
+from crn_lightning.onnx_runtime import OnnxEnhancer
 from crn_lightning.results import compose_config
 from crn_lightning.streaming import StreamingEnhancer
 
 
-def seed_module() -> EnhancementModule:
+def seed_enhancer() -> Enhancer:
     """The default (seed) config's STFT and CRN, randomly initialised."""
-    return build_enhancer(OmegaConf.to_container(compose_config(), resolve=True)).eval()
+    return Enhancer.from_config(OmegaConf.to_container(compose_config(), resolve=True)).eval()
 
 
 def offline_rtf(enhance, noisy: torch.Tensor, seconds: float, repeats: int) -> float:
@@ -53,7 +53,7 @@ def streaming_times(streamer: StreamingEnhancer, noisy: torch.Tensor) -> dict[st
     chunks: list[float] = []
     streamer.enhance(noisy, timings=chunks)
     ms = np.array(chunks) * 1e3
-    budget = streamer.hop / streamer.module.sample_rate * 1e3
+    budget = streamer.hop / streamer.enhancer.sample_rate * 1e3
     return {
         "chunks": len(ms),
         "mean_ms": float(ms.mean()),
@@ -77,19 +77,19 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
-    module = seed_module() if args.seed else load_enhancer(args.ckpt)
+    enhancer = seed_enhancer() if args.seed else Enhancer.from_checkpoint(args.ckpt)
     name = "seed CRN (random weights)" if args.seed else str(args.ckpt)
-    rate = module.sample_rate
+    rate = enhancer.sample_rate
     noisy = 0.1 * torch.randn(
         1, round(args.seconds * rate), generator=torch.Generator().manual_seed(0)
     )
     result = {
         "model": name,
-        "parameters": module.model.num_parameters(),
-        "n_fft": module.stft.n_fft,
-        "hop": module.stft.hop_length,
-        "latency_ms": StreamingEnhancer(module).latency_seconds * 1e3,
-        "budget_ms": module.stft.hop_length / rate * 1e3,
+        "parameters": enhancer.num_parameters(),
+        "n_fft": enhancer.stft.n_fft,
+        "hop": enhancer.stft.hop_length,
+        "latency_ms": enhancer.stream().latency_seconds * 1e3,
+        "budget_ms": enhancer.stft.hop_length / rate * 1e3,
         "signal_seconds": args.seconds,
         "date": datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
@@ -100,15 +100,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         if not args.no_onnx:
-            export(module, onnx_path, step=True)
+            export(enhancer, onnx_path, step=True)
         for threads in args.threads:
             torch.set_num_threads(threads)
             run: dict = {}
             with torch.inference_mode():
-                run["offline_rtf"] = offline_rtf(module, noisy, args.seconds, args.repeats)
-            run["streaming"] = streaming_times(StreamingEnhancer(module), noisy)
+                run["offline_rtf"] = offline_rtf(enhancer, noisy, args.seconds, args.repeats)
+            run["streaming"] = streaming_times(enhancer.stream(), noisy)
             if not args.no_onnx:
-                onnx_enhancer = OnnxEnhancer(module, onnx_path, threads=threads)
+                onnx_enhancer = OnnxEnhancer(enhancer, onnx_path, threads=threads)
                 run["onnx_offline_rtf"] = offline_rtf(
                     onnx_enhancer, noisy, args.seconds, args.repeats
                 )

@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 from record import write_record  # bench/record.py
 from torch.utils.data import DataLoader, Dataset
 
-from crn_lightning.checkpoint import build_enhancer
+from crn_lightning.module import EnhancementModule
 from crn_lightning.results import build_datamodule, compose_config
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     for precision, compiled, loader in itertools.product(args.precision, args.compile, args.loader):
         torch.manual_seed(0)
         torch._dynamo.reset()  # each setting compiles afresh (a new module is a new guard)
-        module = build_enhancer(resolved, compile=compiled == "on")
+        module = EnhancementModule.from_config(resolved, compile=compiled == "on")
         timer = StepWall()
         trainer = L.Trainer(
             accelerator=cfg.trainer.accelerator,

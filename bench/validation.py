@@ -29,8 +29,8 @@ from pesq import pesq
 from pystoi import stoi
 from record import write_record  # bench/record.py
 
-from crn_lightning.checkpoint import build_enhancer
 from crn_lightning.metrics import PESQ_SAMPLE_RATE, PerceptualScorer
+from crn_lightning.module import EnhancementModule
 from crn_lightning.results import build_datamodule, compose_config
 
 
@@ -46,13 +46,14 @@ def main() -> None:
     cfg = compose_config([*args.overrides, f"module.metric_workers={args.workers}"])
     datamodule = build_datamodule(cfg)
     datamodule.num_workers = 0
-    module = build_enhancer(OmegaConf.to_container(cfg, resolve=True)).eval()
+    module = EnhancementModule.from_config(OmegaConf.to_container(cfg, resolve=True)).eval()
+    enhancer = module.enhancer
     batches = len(datamodule.val_dataloader())
     if args.limit_batches:
         batches = min(batches, args.limit_batches)
     print(
-        f"corpus {datamodule.corpus_info['kind']}; {module.model.num_parameters():,} parameters, "
-        f"n_fft {module.stft.n_fft}; {batches} batches of {datamodule.eval_batch_size} × "
+        f"corpus {datamodule.corpus_info['kind']}; {enhancer.num_parameters():,} parameters, "
+        f"n_fft {enhancer.stft.n_fft}; {batches} batches of {datamodule.eval_batch_size} × "
         f"{datamodule.clip_samples / datamodule.sample_rate:g} s; torch threads "
         f"{torch.get_num_threads()}, {args.workers} PESQ/STOI processes"
     )
@@ -72,11 +73,11 @@ def main() -> None:
             parts["stft"] += time.perf_counter() - started
 
             started = time.perf_counter()
-            magnitude = module.decompress(module.estimate(batch["noisy_mag"]))
+            magnitude = enhancer.decompress(enhancer.estimate(batch["noisy_mag"]))
             parts["model"] += time.perf_counter() - started
 
             started = time.perf_counter()
-            enhanced = module.stft.inverse(
+            enhanced = enhancer.stft.inverse(
                 magnitude, batch["noisy_phase"], batch["noisy"].shape[-1]
             )
             parts["istft"] += time.perf_counter() - started

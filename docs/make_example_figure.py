@@ -5,7 +5,7 @@ a finished run, enhanced by its best checkpoint, with the clip's PESQ measured h
         --environment NPARK --snr 5 --utterance 0
 
 Uses the package's own pieces: results.load_run / run_datamodule / checkpoint_path,
-EnhancementModule.enhance_grid, results.clip_scores and viz.spectrogram_figure.
+Enhancer.from_checkpoint, examples.enhance_grid, results.clip_scores and viz.spectrogram_figure.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from PIL import Image
 
 from crn_lightning import results, viz
-from crn_lightning.checkpoint import load_enhancer
+from crn_lightning.enhancer import Enhancer
+from crn_lightning.examples import enhance_grid
 
 
 def main() -> None:
@@ -39,8 +40,8 @@ def main() -> None:
     if not indices:
         parser.error("no test clip matches --environment/--snr/--utterance")
     index = indices[0]
-    model = load_enhancer(results.checkpoint_path(run))
-    batch = model.enhance_grid(datamodule, "test", [index])
+    enhancer = Enhancer.from_checkpoint(results.checkpoint_path(run))
+    batch = enhance_grid(enhancer, datamodule, "test", [index])
     noisy = results.clip_scores(batch["clean"][0], batch["noisy"][0])
     enhanced = results.clip_scores(batch["clean"][0], batch["enhanced"][0])
     fig = viz.spectrogram_figure(
@@ -50,7 +51,7 @@ def main() -> None:
             "clean": batch["clean_mag"][0],
         },
         datamodule.sample_rate,
-        model.stft.hop_length,
+        enhancer.stft.hop_length,
         title=f"{run.metrics['experiment']} model, test clip {index}: "
         f"{datamodule.describe('test', index)}",
     )
