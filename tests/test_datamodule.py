@@ -4,6 +4,7 @@ import torch
 
 from crn_lightning.audio import read_audio
 from crn_lightning.data import datamodule as dm
+from crn_lightning.data import samplers
 from crn_lightning.data.corpora import CorpusError
 from crn_lightning.mixing import snr_db
 from crn_lightning.stft import STFT
@@ -106,8 +107,8 @@ def test_stft_features_after_transfer(tiny_corpora):
 def test_shards_cover_each_item_exactly_once(monkeypatch):
     shards = []
     for rank in range(3):
-        monkeypatch.setattr(dm, "_distributed_rank_world", lambda rank=rank: (rank, 3))
-        sampler = dm.ShardSampler(10)
+        monkeypatch.setattr(samplers, "distributed_rank_world", lambda rank=rank: (rank, 3))
+        sampler = samplers.ShardedSampler(10)
         shards.append(list(sampler))
         assert len(sampler) == len(shards[-1])
     assert sorted(sum(shards, [])) == list(range(10))
