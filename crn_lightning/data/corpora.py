@@ -98,6 +98,7 @@ def select_utterances(
     check: Callable[[Path], str | None] | None = None,
     max_bad: int = 0,
     first_stream: int = 0,
+    size_key: str = "data.split",
 ) -> Selection:
     """``total`` usable utterances shorter than ``max_seconds``, balanced over speakers, seeded.
 
@@ -107,7 +108,8 @@ def select_utterances(
     than ``max_bad`` such files stop with an error listing them, since that many means
     something is wrong with the corpus rather than with a file. Speaker k (sorted) draws its
     order from stream ``first_stream + k`` of ``seed``: separate calls on other speakers pass
-    another ``first_stream`` so their orders are independent.
+    another ``first_stream`` so their orders are independent. ``size_key`` names the config
+    key ``total`` comes from, for the error when too few utterances are usable.
     """
     skipped: list[tuple[Path, str]] = []
     pools = []
@@ -138,7 +140,7 @@ def select_utterances(
     refuse_too_many_bad(skipped, max_bad)
     if len(selected) < total:
         raise CorpusError(
-            f"data.split asks for {total} utterances but only {len(selected)} usable ones are "
+            f"{size_key} asks for {total} utterances but only {len(selected)} usable ones are "
             f"shorter than data.max_utterance_seconds={max_seconds} "
             f"(speakers {sorted(files)}, {len(skipped)} unusable files skipped)"
         )
@@ -236,7 +238,14 @@ def select_by_speaker(
     parts, skipped, stream = {}, [], 0
     for stage, speakers in stage_speakers.items():
         selection = select_utterances(
-            {s: files[s] for s in speakers}, max_seconds, sizes[stage], seed, check, max_bad, stream
+            {s: files[s] for s in speakers},
+            max_seconds,
+            sizes[stage],
+            seed,
+            check,
+            max_bad,
+            first_stream=stream,
+            size_key=f"data.split.{stage}",
         )
         stream += len(speakers)  # every speaker its own random stream
         parts[stage] = sorted(selection.chosen, key=lambda u: str(u.path))
