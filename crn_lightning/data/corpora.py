@@ -176,6 +176,25 @@ def split_utterances(
     return parts
 
 
+def check_split_settings(
+    split: Mapping[str, int],
+    split_by: str,
+    val_speakers: Sequence[str] | None,
+    test_speakers: Sequence[str] | None,
+) -> None:
+    """Refuse split keys that cannot work, naming the key, before any file is read."""
+    if set(split) != set(STAGES):
+        raise ConfigError(f"data.split must give train, val and test sizes, got {dict(split)}")
+    if split_by not in ("utterance", "speaker"):
+        raise ConfigError(f"data.split_by must be utterance or speaker, got {split_by!r}")
+    for key, value in (("val_speakers", val_speakers), ("test_speakers", test_speakers)):
+        if value is not None and split_by != "speaker":
+            raise ConfigError(
+                f"data.{key} is set but data.split_by is {split_by}: speakers are assigned to "
+                "splits only with data.split_by=speaker"
+            )
+
+
 def assign_speakers(
     speakers: Sequence[str],
     val_speakers: Sequence[str] | None,

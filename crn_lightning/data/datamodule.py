@@ -17,12 +17,23 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from crn_lightning.data.corpora import STAGES, assign_speakers, find_arctic, find_demand
+from crn_lightning.data.corpora import (
+    STAGES,
+    assign_speakers,
+    check_split_settings,
+    find_arctic,
+    find_demand,
+)
 from crn_lightning.data.corpus_choice import CORPUS_KINDS, CorpusRoots, choose_corpus
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.data.grids import GridItem
 from crn_lightning.data.mixtures import TrainMixtures, grid_mixtures
-from crn_lightning.data.noise import NoiseRegion, load_noise_regions, silent_fractions
+from crn_lightning.data.noise import (
+    NoiseRegion,
+    check_noise_settings,
+    load_noise_regions,
+    silent_fractions,
+)
 from crn_lightning.data.samplers import ShardedSampler
 from crn_lightning.data.utterances import LoadedUtterance, load_utterances
 from crn_lightning.errors import ConfigError
@@ -112,28 +123,8 @@ class ArcticDemandDataModule(L.LightningDataModule):
         """Refuse values that cannot work, naming the key, before any file is read."""
         if self.corpus not in CORPUS_KINDS:
             raise ConfigError(f"data.corpus must be auto, real or embedded, got {self.corpus!r}")
-        if set(self.split) != set(STAGES):
-            raise ConfigError(f"data.split must give train, val and test sizes, got {self.split}")
-        if self.split_by not in ("utterance", "speaker"):
-            raise ConfigError(f"data.split_by must be utterance or speaker, got {self.split_by!r}")
-        for key, value in (
-            ("val_speakers", self.val_speakers),
-            ("test_speakers", self.test_speakers),
-        ):
-            if value is not None and self.split_by != "speaker":
-                raise ConfigError(
-                    f"data.{key} is set but data.split_by is {self.split_by}: speakers are "
-                    "assigned to splits only with data.split_by=speaker"
-                )
-        if len(self.noise_split) != 3 or abs(sum(self.noise_split) - 1.0) > 1e-6:
-            raise ConfigError(
-                f"data.noise_split must be 3 fractions summing to 1, got {self.noise_split}"
-            )
-        if not 0.0 <= self.max_silent_noise_fraction < 1.0:
-            raise ConfigError(
-                "data.max_silent_noise_fraction must be at least 0 and below 1, got "
-                f"{self.max_silent_noise_fraction}"
-            )
+        check_split_settings(self.split, self.split_by, self.val_speakers, self.test_speakers)
+        check_noise_settings(self.noise_split, self.max_silent_noise_fraction)
         if not self.snr_db:
             raise ConfigError("data.snr_db is empty: give at least one SNR in dB")
         snr_range = self.train_snr_range_db

@@ -16,6 +16,7 @@ import numpy as np
 
 from crn_lightning.audio import read_audio
 from crn_lightning.data.corpora import STAGES, CorpusError
+from crn_lightning.errors import ConfigError
 from crn_lightning.mixing import is_silent, silent_window_fraction
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,19 @@ def draw_audible_offset(
     )
 
 
+def check_noise_settings(noise_split: Sequence[float], max_silent_fraction: float) -> None:
+    """Refuse noise keys that cannot work, naming the key, before any file is read."""
+    if len(noise_split) != 3 or abs(sum(noise_split) - 1.0) > 1e-6:
+        raise ConfigError(
+            f"data.noise_split must be 3 fractions summing to 1, got {list(noise_split)}"
+        )
+    if not 0.0 <= max_silent_fraction < 1.0:
+        raise ConfigError(
+            "data.max_silent_noise_fraction must be at least 0 and below 1 (some windows must "
+            f"be audible), got {max_silent_fraction}"
+        )
+
+
 def split_noise_file(
     path: Path,
     noise_split: Sequence[float],
@@ -103,7 +117,7 @@ def split_noise_file(
             "noise file %s has silent stretches (fraction of silent clip windows per region: "
             "%s); offsets landing on them are redrawn",
             path,
-            ", ".join(f"{stage} {f:.1%}" for stage, f in silent.items()),
+            ", ".join(f"{stage} {100 * f:.3g}%" for stage, f in silent.items()),
         )
     return regions
 
