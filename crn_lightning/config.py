@@ -104,7 +104,7 @@ class ArcticDemandConfig:
     snr_db: list[float] = MISSING
     test_snr_db: list[float] | None = MISSING
     train_snr_range_db: list[float] | None = MISSING
-    augment: dict[str, Any] | None = MISSING
+    augment: dict[str, Any] = MISSING
     sample_rate: int = MISSING
     clip_seconds: float = MISSING
     train_clip_seconds: float | None = MISSING

@@ -77,7 +77,7 @@ class ArcticDemandDataModule(L.LightningDataModule):
         snr_db: Sequence[float] = (15, 20, 25),
         test_snr_db: Sequence[float] | None = None,
         train_snr_range_db: Sequence[float] | None = None,
-        augment: Mapping[str, Any] | None = None,
+        augment: Mapping[str, Any] = MappingProxyType({}),
         sample_rate: int = 16000,
         clip_seconds: float = 4.0,
         train_clip_seconds: float | None = None,
@@ -106,7 +106,7 @@ class ArcticDemandDataModule(L.LightningDataModule):
         self.train_snr_range_db = None
         if train_snr_range_db is not None:
             self.train_snr_range_db = [float(s) for s in train_snr_range_db]
-        self.augment = dict(augment or {})
+        self.augment = dict(augment)
         self.sample_rate = sample_rate
         self.clip_samples = round(clip_seconds * sample_rate)
         self.train_clip_samples = round((train_clip_seconds or clip_seconds) * sample_rate)
