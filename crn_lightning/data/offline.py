@@ -40,7 +40,7 @@ quieter than its speech); then leading and trailing silence is trimmed to
 outside ``[min_seconds, max_seconds]`` is too short or too long. Kept clips are resampled to
 16 kHz (torchaudio) and averaged to mono.
 
-Noise (default :data:`DEFAULT_NOISE`, ~190 MB of packages; all of it game or music sound
+Noise (default :data:`DEFAULT_NOISE`, ~180 MB of packages; all of it game or music sound
 effects, a **proxy** for DEMAND's microphone recordings of real places, and mostly recorded at
 11 kHz, so it holds little above 5.5 kHz):
 
@@ -345,6 +345,12 @@ def ensure_offline_corpus(
             return _corpus(root)
         if problem != "no manifest" or any((root / n).exists() for n in _TOP_FOLDERS):
             LOGGER.warning("offline corpus at %s is not usable (%s): rebuilding it", root, problem)
+        else:
+            LOGGER.info(
+                "no offline corpus at %s yet: building it from %d Debian packages (minutes)",
+                root,
+                len(spec.packages()),
+            )
         _build(root, spec)
         problem = verify_manifest(root / MANIFEST_NAME, _recipe(spec))
         if problem is not None:
@@ -542,8 +548,13 @@ def _noise_segments(channels: np.ndarray, rate: int, spec: OfflineCorpusSpec) ->
     for start, stop in zip(edges[::2], edges[1::2], strict=True):
         piece = mono[start * frame : stop * frame]
         if len(piece) >= _NOISE_MIN_SEGMENT_SECONDS * spec.sample_rate:
-            segments.append(piece / np.sqrt(np.mean(piece.astype(np.float64) ** 2)))
+            segments.append(_level(piece))
     return segments
+
+
+def _level(audio: np.ndarray) -> np.ndarray:
+    """``audio`` at unit RMS, kept in float32 (an hour of babble material in float64: 0.5 GB)."""
+    return (audio / np.sqrt(np.mean(audio.astype(np.float64) ** 2))).astype(np.float32)
 
 
 def _join(
@@ -621,7 +632,7 @@ def _layer_pieces(
         else:  # babble: clean utterances of any length, levelled
             clip, _ = assess_speech(channels, rate, dataclasses.replace(spec, max_seconds=60.0))
             if clip is not None:
-                pieces.append(clip / np.sqrt(np.mean(clip.astype(np.float64) ** 2)))
+                pieces.append(_level(clip))
     return pieces, len(recordings)
 
 
@@ -640,7 +651,9 @@ def _render_layer(
     else:  # babble: several talkers, each a stream of utterances with short gaps
         if len(pieces) < spec.babble_talkers:
             raise OfflineCorpusError(f"noise layer {key}: only {len(pieces)} usable utterances")
-        gaps = [np.zeros(int(rng.uniform(0.05, 0.4) * spec.sample_rate)) for _ in pieces]
+        gaps = [
+            np.zeros(int(rng.uniform(0.05, 0.4) * spec.sample_rate), np.float32) for _ in pieces
+        ]
         spoken = [np.concatenate([piece, gap]) for piece, gap in zip(pieces, gaps, strict=True)]
         streams = [_join(spoken, total, 0, rng) for _ in range(spec.babble_talkers)]
         audio = np.sum([stream for stream, _ in streams], axis=0)

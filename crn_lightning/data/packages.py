@@ -94,33 +94,37 @@ def download_package(name: str, folder: Path) -> Path:
     return written[0]
 
 
-def _ar_members(deb: Path, package: str) -> dict[str, bytes]:
-    """The members of an ``ar`` archive by name (a .deb is small enough to hold in memory)."""
-    data = deb.read_bytes()
-    if not data.startswith(_AR_MAGIC):
-        raise PackageError(f"package {package}: {deb} is not a Debian archive (no ar header)")
-    members: dict[str, bytes] = {}
-    offset = len(_AR_MAGIC)
-    while offset < len(data):
-        header = data[offset : offset + _AR_HEADER_BYTES]
-        if len(header) < _AR_HEADER_BYTES or header[58:60] != b"`\n":
-            raise PackageError(f"package {package}: {deb} is truncated or corrupt (ar header)")
-        # GNU ar ends names with "/"; the size field is decimal ASCII.
-        name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        try:
-            size = int(header[48:58].decode("ascii").strip())
-        except ValueError as error:
-            raise PackageError(f"package {package}: {deb} has a corrupt ar header") from error
-        start = offset + _AR_HEADER_BYTES
-        if start + size > len(data):
-            raise PackageError(f"package {package}: {deb} is truncated (member {name})")
-        members[name] = data[start : start + size]
-        offset = start + size + (size % 2)  # members are padded to an even length
+def _ar_members(deb: Path, package: str) -> dict[str, tuple[int, int]]:
+    """(offset, size) of each member of an ``ar`` archive, by name; every header is checked,
+    so a truncated download is caught here, before anything is unpacked."""
+    total = deb.stat().st_size
+    members: dict[str, tuple[int, int]] = {}
+    with open(deb, "rb") as handle:
+        if handle.read(len(_AR_MAGIC)) != _AR_MAGIC:
+            raise PackageError(f"package {package}: {deb} is not a Debian archive (no ar header)")
+        offset = len(_AR_MAGIC)
+        while offset < total:
+            handle.seek(offset)
+            header = handle.read(_AR_HEADER_BYTES)
+            if len(header) < _AR_HEADER_BYTES or header[58:60] != b"`\n":
+                raise PackageError(f"package {package}: {deb} is truncated or corrupt (ar header)")
+            # GNU ar ends names with "/"; the size field is decimal ASCII.
+            name = header[:16].decode("ascii", "replace").strip().rstrip("/")
+            try:
+                size = int(header[48:58].decode("ascii").strip())
+            except ValueError as error:
+                raise PackageError(f"package {package}: {deb} has a corrupt ar header") from error
+            start = offset + _AR_HEADER_BYTES
+            if start + size > total:
+                raise PackageError(f"package {package}: {deb} is truncated (member {name})")
+            members[name] = (start, size)
+            offset = start + size + (size % 2)  # members are padded to an even length
     return members
 
 
-def _open_tar_member(members: dict[str, bytes], stem: str, package: str) -> tarfile.TarFile:
+def _open_tar_member(deb: Path, stem: str, package: str) -> tarfile.TarFile:
     """Open ``control.tar*`` or ``data.tar*`` whatever its compression, or say why not."""
+    members = _ar_members(deb, package)
     found = [name for name in members if name == stem or name.startswith(stem + ".")]
     if not found:
         raise PackageError(
@@ -134,15 +138,19 @@ def _open_tar_member(members: dict[str, bytes], stem: str, package: str) -> tarf
             f"({suffix.lstrip('.')}; readable: none, gz, xz, bz2); install dpkg-deb "
             f"(package dpkg) to unpack it"
         )
+    start, size = members[name]
+    with open(deb, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(size)
     try:
-        return tarfile.open(fileobj=io.BytesIO(members[name]), mode=_TAR_MODES[suffix])
+        return tarfile.open(fileobj=io.BytesIO(data), mode=_TAR_MODES[suffix])
     except (tarfile.TarError, lzma.LZMAError, OSError, EOFError) as error:
         raise PackageError(f"package {package}: {name} is corrupt ({error})") from error
 
 
 def read_control(deb: Path, package: str) -> dict[str, str]:
     """The fields of the package's ``control`` file (Package, Version, ...)."""
-    with _open_tar_member(_ar_members(deb, package), "control.tar", package) as archive:
+    with _open_tar_member(deb, "control.tar", package) as archive:
         try:
             member = next(
                 m for m in archive.getmembers() if m.name.lstrip("./") == "control" and m.isfile()
@@ -178,7 +186,7 @@ def extract_deb(deb: Path, destination: Path, package: str, use_dpkg: bool | Non
                 f"package {package}: dpkg-deb -x {deb} failed: {done.stderr.strip()}"
             )
         return
-    with _open_tar_member(_ar_members(deb, package), "data.tar", package) as archive:
+    with _open_tar_member(deb, "data.tar", package) as archive:
         try:
             # The "data" filter refuses absolute paths, links leaving the tree and device files.
             archive.extractall(destination, filter="data")
