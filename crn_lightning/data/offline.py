@@ -27,18 +27,19 @@ path by the source's ``voice_regex``. For fillets it names a character voiced by
 real identity); for klettres and tuxpaint it is the *language*, a **proxy**: each language was
 recorded by one or a few volunteers, not verified per file. So a speaker-disjoint split by
 these names keeps each language's volunteers on one side; two "speakers" may not be two people
-only where one volunteer read two languages. Speakers with fewer than
-``min_speaker_utterances`` clean utterances are dropped.
+only where one volunteer read two languages.
 
-Quality filter, per file, in this order (the manifest counts what each removed): unreadable;
-a duplicate of an earlier file (sha256 of the decoded samples); near-silent (peak below
-``silent_peak``); clipped (more than ``max_clipped_fraction`` of the samples at
+Quality filter, per file, in this order (the manifest counts what each removed): a file
+whose path names no voice the source keeps ("other voice"); unreadable; a duplicate of an
+earlier file (sha256 of the decoded samples); too short already before trimming; near-silent
+(peak below ``silent_peak``); clipped (more than ``max_clipped_fraction`` of the samples at
 ``|x| >= 0.99``); noisy (95th - 5th percentile of the 20 ms frame energies below
 ``min_dynamic_range_db``, digital-zero frames left out: a clean recording's pauses are far
 quieter than its speech); then leading and trailing silence is trimmed to
 ``trim_margin_seconds`` (frames ``trim_threshold_db`` below the loudest), and a trimmed clip
 outside ``[min_seconds, max_seconds]`` is too short or too long. Kept clips are resampled to
-16 kHz (torchaudio) and averaged to mono.
+16 kHz (torchaudio) and averaged to mono. A speaker left with fewer than
+``min_speaker_utterances`` clips is dropped ("speaker too small").
 
 Noise (default :data:`DEFAULT_NOISE`, ~180 MB of packages; all of it game or music sound
 effects, a **proxy** for DEMAND's microphone recordings of real places, and mostly recorded at
@@ -60,8 +61,13 @@ of that noise may hear stretches the training part heard.
 
 The build runs in a temporary folder under ``root`` (downloads included, deleted as soon as
 each package has been used), is verified, and is renamed into place with the manifest last; a
-later call only verifies it (sha256 of every file, ~0.3 s for the default corpus) and needs
+later call only verifies it (sha256 of every file, ~1 s for the default corpus) and needs
 neither the network nor apt-get. A lock file serialises parallel callers.
+
+The default corpus, as built on 2026-12-03 from Debian bookworm's lists: 420 MB of packages
+(9), ~6.5 min of CPU; 16 speakers, 2,753 utterances, 94 min of speech; 5 x 300 s of noise;
+225 MB on disk. ``festvox-ru`` (one studio speaker, 179 MB) is not a default source: only 9
+of its 620 utterances are short enough, and cutting long ones at pauses is not implemented.
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ _MARKER_NAME = ".offline-corpus"  # marks folders this module may delete and rep
 _BUILD_PREFIX = ".offline-build-"
 _TOP_FOLDERS = ("cmu_arctic", "DEMAND", "licenses")
 _FRAME_SECONDS = 0.02
-_DIGITAL_ZERO_ENERGY = 1e-10  # mean square of a frame of (dithered) digital silence
+_DIGITAL_ZERO_ENERGY = 1e-10  # -100 dB: digital zero (padding), below any room's noise floor
 _CLIP_LEVEL = 0.99
 _NOISE_RMS = 10.0 ** (-26.0 / 20.0)  # each environment's level (DEMAND's are about as quiet)
 _NOISE_PEAK = 0.99
@@ -420,7 +426,9 @@ def assess_speech(
     channels: np.ndarray, sample_rate: int, spec: OfflineCorpusSpec
 ) -> tuple[np.ndarray | None, str]:
     """The clean 16 kHz mono clip of a (channels, samples) recording and "kept", or None and
-    why it was rejected (silent, clipped, noisy, too short, too long)."""
+    why it was rejected (too short, silent, clipped, noisy, too long)."""
+    if channels.shape[1] < spec.min_seconds * sample_rate:
+        return None, "too short"  # before trimming already: not worth resampling
     magnitude = np.max(np.abs(channels), axis=0)
     if magnitude.max() < spec.silent_peak:
         return None, "silent"
