@@ -8,7 +8,6 @@ import os
 import shutil
 import stat
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -294,9 +293,7 @@ def test_a_corpus_built_for_another_spec_is_rebuilt(fake_apt: Path, tmp_path: Pa
     _noise_package(fake_apt, tmp_path)
     root = tmp_path / "corpus"
     ensure_offline_corpus(root, _spec())
-    started = time.perf_counter()
     rebuilt = ensure_offline_corpus(root, _spec(noise_seconds=2.0))
-    assert time.perf_counter() - started < 60
     audio, _ = soundfile.read(rebuilt.demand_root / "HUM" / "ch01.wav")
     assert len(audio) == 32000
     assert not list(root.glob(".offline-build-*"))

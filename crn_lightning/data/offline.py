@@ -624,14 +624,14 @@ def _layer_pieces(
             f"package {package.name} {package.version}: no file matches {list(part.patterns)} "
             f"(noise layer {key}); the package's layout has changed"
         )
-    recordings, seen = [], set()
-    for path in files:
-        read = _read(path)
-        if read is not None and (digest := _content_hash(read[0])) not in seen:
-            seen.add(digest)
-            recordings.append(read)
     pieces: list[np.ndarray] = []
-    for channels, rate in recordings:
+    seen: set[str] = set()
+    for path in files:  # one file at a time: decoded, they would take GBs
+        read = _read(path)
+        if read is None or (digest := _content_hash(read[0])) in seen:
+            continue
+        seen.add(digest)
+        channels, rate = read
         if method == "typing":
             # Clicks are kept whole and at their own levels: their loudness varies like keys'.
             pieces.append(resample(channels.mean(axis=0), rate, spec.sample_rate))
@@ -641,7 +641,7 @@ def _layer_pieces(
             clip, _ = assess_speech(channels, rate, dataclasses.replace(spec, max_seconds=60.0))
             if clip is not None:
                 pieces.append(_level(clip))
-    return pieces, len(recordings)
+    return pieces, len(seen)
 
 
 def _render_layer(
@@ -652,6 +652,7 @@ def _render_layer(
     rng = _rng(spec.seed, key)
     if not pieces:
         raise OfflineCorpusError(f"noise layer {key}: its files hold no usable sound")
+    unique_seconds = sum(len(p) for p in pieces) / spec.sample_rate
     if layer.method == "typing":
         audio, passes = _typing(pieces, total, spec.sample_rate, rng), 0
     elif layer.method == "concatenate":
@@ -662,11 +663,13 @@ def _render_layer(
         gaps = [
             np.zeros(int(rng.uniform(0.05, 0.4) * spec.sample_rate), np.float32) for _ in pieces
         ]
-        spoken = [np.concatenate([piece, gap]) for piece, gap in zip(pieces, gaps, strict=True)]
-        streams = [_join(spoken, total, 0, rng) for _ in range(spec.babble_talkers)]
-        audio = np.sum([stream for stream, _ in streams], axis=0)
-        passes = max(p for _, p in streams)
-    unique_seconds = sum(len(p) for p in pieces) / spec.sample_rate
+        # Replaced, not kept alongside: an hour of material is ~0.3 GB in float32.
+        pieces = [np.concatenate([piece, gap]) for piece, gap in zip(pieces, gaps, strict=True)]
+        audio, passes = _join(pieces, total, 0, rng)
+        for _ in range(spec.babble_talkers - 1):
+            stream, stream_passes = _join(pieces, total, 0, rng)
+            audio += stream
+            passes = max(passes, stream_passes)
     if passes > 1 and layer.method == "concatenate":
         LOGGER.warning(
             "noise layer %s has %.0f s of material for %.0f s: it repeats, so its validation "
