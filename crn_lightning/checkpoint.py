@@ -41,7 +41,8 @@ def build_enhancer(config: Mapping[str, Any], compile: bool = False) -> Enhancem
     export trace the plain CRN)."""
     stft = instantiate(config["stft"])
     model = instantiate(config["model"], n_freqs=stft.n_freqs)
-    options = {**config["module"], "compile": compile}
+    options = {k: v for k, v in config["module"].items() if k != "_target_"}
+    options["compile"] = compile
     return EnhancementModule(
         model, stft, sample_rate=config["data"]["sample_rate"], config=config, **options
     )

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from crn_lightning.audio import AudioFileError, read_channels, resample, write_audio
 from crn_lightning.cli import load_checkpoint, required
+from crn_lightning.compose import CONFIG_DIR
 from crn_lightning.errors import ConfigError
 from crn_lightning.module import EnhancementModule
 from crn_lightning.streaming import StreamingEnhancer
@@ -174,7 +175,7 @@ def _print_report(report: Report, module: EnhancementModule, output: Path, strea
     print("\n".join(lines), flush=True)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="enhance")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="enhance")
 def main(cfg: DictConfig) -> None:
     if enhance(cfg).failures:
         raise SystemExit(1)

@@ -30,10 +30,12 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from crn_lightning.audio import AudioFileError, read_audio
-from crn_lightning.cli import fresh_run_dir, hydra_run_dir, load_checkpoint
+from crn_lightning.cli import load_checkpoint
+from crn_lightning.compose import CONFIG_DIR
 from crn_lightning.errors import ConfigError, UserError
 from crn_lightning.metrics import PerceptualScorer, si_sdr
 from crn_lightning.module import EnhancementModule, aggregate_by, aggregate_scores
+from crn_lightning.runs import fresh_run_dir, hydra_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +238,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         utterances, source = grid_utterances(module, cfg.data)
         failures = []
     log.info("scoring %d utterances (%s)", len(utterances), source["source"])
-    records, enhance_failures = score(module, utterances, cfg.workers)
+    records, enhance_failures = score(module, utterances, cfg.metric_workers)
     failures += enhance_failures
     if not records:
         raise UserError(f"no utterance could be scored: {failures}")
@@ -266,7 +268,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     summary = evaluate(cfg, hydra_run_dir())
     if summary["failures"]:

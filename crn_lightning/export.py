@@ -36,6 +36,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from crn_lightning.cli import load_checkpoint, required
+from crn_lightning.compose import CONFIG_DIR
 from crn_lightning.errors import ConfigError, UserError
 from crn_lightning.models.crn import CRNState
 from crn_lightning.module import EnhancementModule
@@ -240,7 +241,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

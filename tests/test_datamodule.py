@@ -121,18 +121,3 @@ def test_real_corpus_missing_is_a_clear_error(tmp_path):
 def test_noise_shorter_than_a_clip_names_the_file(tiny_corpora):
     with pytest.raises(CorpusError, match=r"PRESTO/ch01.wav: its val region"):
         make(*tiny_corpora, clip_seconds=2.0)
-
-
-@pytest.mark.parametrize(
-    "overrides, key",
-    [
-        ({"snr_db": []}, "data.snr_db"),
-        ({"batch_size": 0}, "data.batch_size"),
-        ({"split": {"train": 1}}, "data.split"),
-        ({"corpus": "mine"}, "data.corpus"),
-        ({"noise_split": [0.5, 0.5, 0.5]}, "data.noise_split"),
-    ],
-)
-def test_invalid_values_name_the_key(tiny_corpora, overrides, key):
-    with pytest.raises(ValueError, match=key):
-        make(*tiny_corpora, **overrides)
