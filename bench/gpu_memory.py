@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from crn_lightning.checkpoint import build_enhancer
-from crn_lightning.results import compose_config
+from crn_lightning.compose import compose_config
 
 
 def peak_bytes(module, optimizer, batch: int, samples: int, precision: str) -> int:

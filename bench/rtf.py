@@ -27,9 +27,9 @@ import torch
 from omegaconf import OmegaConf
 
 from crn_lightning.checkpoint import build_enhancer, load_enhancer
+from crn_lightning.compose import compose_config
 from crn_lightning.export import OnnxEnhancer, export
 from crn_lightning.module import EnhancementModule
-from crn_lightning.results import compose_config
 from crn_lightning.streaming import StreamingEnhancer
 
 

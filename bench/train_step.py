@@ -29,7 +29,8 @@ from record import write_record  # bench/record.py
 from torch.utils.data import DataLoader, Dataset
 
 from crn_lightning.checkpoint import build_enhancer
-from crn_lightning.results import build_datamodule, compose_config
+from crn_lightning.compose import compose_config
+from crn_lightning.results import build_datamodule
 
 
 class StepWall(L.Callback):

@@ -19,12 +19,12 @@ from omegaconf import OmegaConf
 
 from crn_lightning.audio import resample
 from crn_lightning.checkpoint import build_enhancer, load_enhancer
+from crn_lightning.compose import compose_config
 from crn_lightning.enhance import enhance
 from crn_lightning.errors import ConfigError
 from crn_lightning.evaluate import evaluate
 from crn_lightning.metrics import perceptual_scores, si_sdr
 from crn_lightning.mixing import snr_db
-from crn_lightning.results import compose_config
 
 
 @pytest.fixture(scope="module")
