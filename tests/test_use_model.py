@@ -130,7 +130,7 @@ def test_evaluate_folder_pairs_uses_the_one_scoring_path(checkpoint, tmp_path):
     sf.write(pairs / "clean" / "broken.wav", _tone(1.0, 4), SR)
     (pairs / "noisy" / "broken.wav").write_bytes(b"RIFF, but not audio")
 
-    cfg = _config("evaluate", ckpt=str(checkpoint), pairs=str(pairs), workers=0)
+    cfg = _config("evaluate", ckpt=str(checkpoint), pairs=str(pairs), metric_workers=0)
     summary = evaluate(cfg, tmp_path / "run")
     module = load_enhancer(checkpoint)
     with (tmp_path / "run" / "scores.csv").open() as f:
