@@ -13,8 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 
-# Private, but the only way to tell Lightning's launcher that re-runs the command line (DDP's
-# "popen") from the spawning ones; tests/test_train_cli.py checks it.
+# Private, unavoidable: no public API tells the launcher that re-runs the command line (tested).
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 

@@ -89,7 +89,9 @@ def test_full_length_grid_item_is_the_whole_utterance_at_the_grid_snr(checkpoint
 
 @pytest.mark.slow
 def test_evaluate_cli_scores_the_full_length_test_grid(checkpoint, tmp_path):
-    result = _cli("evaluate", f"ckpt={checkpoint}", f"paths.output_dir={tmp_path}", "workers=2")
+    result = _cli(
+        "evaluate", f"ckpt={checkpoint}", f"paths.output_dir={tmp_path}", "metric_workers=2"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "evaluate").iterdir()
     with (run_dir / "scores.csv").open() as f:
