@@ -22,7 +22,8 @@ import torch
 from record import write_record  # bench/record.py
 from torch.utils.data import DataLoader, Dataset
 
-from crn_lightning.results import build_datamodule, compose_config
+from crn_lightning.compose import compose_config
+from crn_lightning.results import build_datamodule
 
 
 def clips_per_second(loader, batches: int, warmup: int = 5) -> float:

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from crn_lightning.compose import compose_config
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.losses import enhancement_loss
-from crn_lightning.results import compose_config
 
 
 def peak_bytes(enhancer, optimizer, batch: int, samples: int, precision: str) -> int:

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from crn_lightning.compose import compose_config
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.onnx_export import export
 from crn_lightning.onnx_runtime import OnnxEnhancer
-from crn_lightning.results import compose_config
 from crn_lightning.streaming import StreamingEnhancer
 
 

@@ -28,8 +28,9 @@ from omegaconf import OmegaConf
 from record import write_record  # bench/record.py
 from torch.utils.data import DataLoader, Dataset
 
+from crn_lightning.compose import compose_config
 from crn_lightning.module import EnhancementModule
-from crn_lightning.results import build_datamodule, compose_config
+from crn_lightning.results import build_datamodule
 
 
 class StepWall(L.Callback):

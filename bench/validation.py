@@ -29,9 +29,10 @@ from pesq import pesq
 from pystoi import stoi
 from record import write_record  # bench/record.py
 
+from crn_lightning.compose import compose_config
 from crn_lightning.metrics import PESQ_SAMPLE_RATE, PerceptualScorer
 from crn_lightning.module import EnhancementModule
-from crn_lightning.results import build_datamodule, compose_config
+from crn_lightning.results import build_datamodule
 
 
 def main() -> None:

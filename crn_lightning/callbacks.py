@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
+
+from crn_lightning.runs import LAST_CHECKPOINT
 
 
 class StepTimer(L.Callback):
@@ -32,32 +35,64 @@ class StepTimer(L.Callback):
 
 class ScoredCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` that ranks a checkpoint by the monitored metric only when the last
-    validation computed it for these very weights, and writes ``last.ckpt`` after every
-    validation and every ``every_n_train_steps`` regardless.
+    validation computed it for these very weights, and (``save_last``) writes ``last.ckpt``
+    after every validation, at the end of every training epoch without one, and every
+    ``every_n_train_steps`` steps.
 
     Lightning keeps a metric's last value between validations, so a plain ModelCheckpoint
     would rank an epoch that skipped PESQ (``module.pesq_every_n_epochs``), or a mid-epoch
-    step, by an earlier epoch's score.
+    step, by an earlier epoch's score; and it writes ``last.ckpt`` only beside a top-k save,
+    while resuming needs it every epoch. Both are done here through public hooks: ranking runs
+    after validation only, and ``last.ckpt`` is written with ``Trainer.save_checkpoint``.
     """
 
-    def _save_topk_checkpoint(
-        self, trainer: L.Trainer, monitor_candidates: dict[str, torch.Tensor]
+    def __init__(
+        self,
+        *,
+        save_last: bool | None = None,
+        every_n_train_steps: int | None = None,
+        **kwargs: Any,
     ) -> None:
+        # The step trigger applies to last.ckpt only: a step-triggered ranking would read a
+        # stale score.
+        super().__init__(save_last=False, **kwargs)
+        self.keep_last = bool(save_last)
+        self.last_every_n_train_steps = every_n_train_steps
+        self._last_saved_step = 0  # as Lightning: nothing to save before the first step
+
+    def _scored(self, trainer: L.Trainer) -> bool:
         step, metrics = getattr(trainer.lightning_module, "last_validation", (None, ()))
-        if self.monitor is None or (step == trainer.global_step and self.monitor in metrics):
-            super()._save_topk_checkpoint(trainer, monitor_candidates)
+        return self.monitor is None or (step == trainer.global_step and self.monitor in metrics)
 
-    # The parent writes last.ckpt only beside a top-k save; resumption needs it every epoch.
-    def _save_last_if_not_saved(self, trainer: L.Trainer) -> None:
-        if not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_not_saved(trainer)
+    def _save_last(self, trainer: L.Trainer) -> None:
+        skip = (
+            not self.keep_last
+            or bool(trainer.fast_dev_run)
+            or trainer.sanity_checking
+            or trainer.state.fn != TrainerFn.FITTING
+            or trainer.global_step == self._last_saved_step
+        )
+        if skip or self.dirpath is None:
+            return
+        # last_model_path is part of this callback's state (restored on resume).
+        self.last_model_path = str(Path(self.dirpath) / LAST_CHECKPOINT)
+        trainer.save_checkpoint(self.last_model_path, weights_only=self.save_weights_only)
+        self._last_saved_step = trainer.global_step
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_not_saved(trainer)
+        if self._scored(trainer):
+            super().on_validation_end(trainer, pl_module)
+        self._save_last(trainer)  # after the ranking, so last.ckpt holds the updated best
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._scored(trainer):
+            super().on_train_epoch_end(trainer, pl_module)
+        self._save_last(trainer)  # a no-op when this epoch's validation wrote it
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args)
+        every = self.last_every_n_train_steps
+        if every and trainer.global_step % every == 0:
+            self._save_last(trainer)

@@ -10,17 +10,17 @@ so there is one place for each default.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field, fields, make_dataclass
-from pathlib import Path
+from dataclasses import MISSING as NO_DEFAULT
+from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from typing import Any
 
 import lightning as L
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
+from omegaconf import MISSING, DictConfig
 
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.errors import ConfigError
+from crn_lightning.runs import register_resolvers
 
 
 @dataclass
@@ -32,6 +32,7 @@ class PathsConfig:
 
 @dataclass
 class ModuleConfig:
+    _target_: str = "crn_lightning.module.EnhancementModule"
     lr: float = MISSING
     compression: float = MISSING
     metric_workers: int | None = MISSING
@@ -46,6 +47,37 @@ class CheckpointConfig:
     monitor: str = MISSING
     mode: str = MISSING
     every_n_train_steps: int | None = MISSING
+
+
+@dataclass
+class ScoredCheckpointConfig:
+    # dirpath is passed by train.py: <run folder>/checkpoints.
+    _target_: str = "crn_lightning.callbacks.ScoredCheckpoint"
+    filename: str = MISSING
+    auto_insert_metric_name: bool = MISSING
+    monitor: str | None = MISSING
+    mode: str = MISSING
+    save_top_k: int = MISSING
+    save_last: bool = MISSING
+    every_n_train_steps: int | None = MISSING
+
+
+@dataclass
+class StepTimerConfig:
+    _target_: str = "crn_lightning.callbacks.StepTimer"
+
+
+@dataclass
+class CallbacksConfig:
+    checkpoint: ScoredCheckpointConfig = field(default_factory=ScoredCheckpointConfig)
+    step_timer: StepTimerConfig = field(default_factory=StepTimerConfig)
+
+
+@dataclass
+class TensorBoardLoggerConfig:
+    # run_dir is passed by train.py.
+    _target_: str = "crn_lightning.runs.tensorboard_logger"
+    default_hp_metric: bool = MISSING
 
 
 @dataclass
@@ -141,31 +173,52 @@ class TrainConfig:
     # A run folder or checkpoint to continue from (see README, "Resume a run").
     resume: str | None = None
     paths: PathsConfig = field(default_factory=PathsConfig)
-    module: ModuleConfig = field(default_factory=ModuleConfig)
+    # What the command line sets; callbacks.checkpoint takes these values by interpolation.
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    # Config groups: the schema of each is named in the defaults list of its conf/ file.
+    module: Any = MISSING
+    logger: Any = MISSING
     data: Any = MISSING
     stft: Any = MISSING
     model: Any = MISSING
     trainer: Any = MISSING
 
 
-def check_keys(cfg: Any) -> None:
+# The schema of a group node, by the _target_ it builds.
+_SCHEMAS_BY_TARGET = {
+    schema._target_: schema
+    for schema in (
+        ModuleConfig,
+        TensorBoardLoggerConfig,
+        ArcticDemandConfig,
+        STFTConfig,
+        CRNConfig,
+        TrainerConfig,
+    )
+}
+
+
+def _unknown_keys(node: DictConfig, schema: type, prefix: str) -> list[str]:
+    known = {f.name: f for f in fields(schema)}
+    unknown = []
+    for key in node:
+        if key not in known:
+            unknown.append(f"{prefix}{key}")
+            continue
+        value, default = node[key], known[key].default_factory
+        if not isinstance(value, DictConfig):
+            continue
+        sub = default if default is not NO_DEFAULT and is_dataclass(default) else None
+        sub = sub or _SCHEMAS_BY_TARGET.get(value.get("_target_"))
+        if sub is not None:
+            unknown += _unknown_keys(value, sub, f"{prefix}{key}.")
+    return unknown
+
+
+def check_keys(cfg: DictConfig) -> None:
     """Reject keys forced into a node with ``+key=...``, which Hydra lets through a schema."""
-    known_targets = {
-        s._target_: s for s in (ArcticDemandConfig, STFTConfig, CRNConfig, TrainerConfig)
-    }
-    nodes = {"": TrainConfig, "paths": PathsConfig, "module": ModuleConfig}
-    nodes |= {"checkpoint": CheckpointConfig}
-    nodes |= {
-        k: known_targets.get(cfg[k].get("_target_")) for k in ("data", "stft", "model", "trainer")
-    }
-    unknown = [
-        f"{group}.{key}".lstrip(".")
-        for group, schema in nodes.items()
-        if schema is not None
-        for key in (cfg[group] if group else cfg)
-        if key not in {f.name for f in fields(schema)}
-    ]
+    unknown = _unknown_keys(cfg, TrainConfig, "")
     if unknown:
         raise ConfigError(
             f"unknown config keys {unknown} (added with '+'?): the keys each node takes are "
@@ -173,54 +226,14 @@ def check_keys(cfg: Any) -> None:
         )
 
 
-class RunFolderError(ConfigError, InterpolationResolutionError):
-    """Raised inside a resolver: OmegaConf passes this kind through unwrapped."""
-
-
-def resume_checkpoint(resume: str) -> Path:
-    """The checkpoint ``resume=`` names: a ``.ckpt`` file, or a run folder's last one."""
-    path = Path(resume)
-    ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
-    if not ckpt.is_file():
-        raise RunFolderError(
-            f"resume={resume}: no checkpoint at {ckpt}; give a run folder holding "
-            "checkpoints/last.ckpt, or a .ckpt file"
-        )
-    return ckpt
-
-
-def run_folder(output_dir: str, name: str, resume: str | None, stamp: str) -> str:
-    """The run's folder (resolver ``${run_folder:...}`` in ``hydra.run.dir``), checked before
-    Hydra makes it: ``<output_dir>/<name>/<stamp>``, or for ``resume=<run>`` a new folder
-    beside that run, ``<run>.resumed-<stamp>``, so the resumed run's folder is never written to.
-    """
-    output_folder(output_dir)
-    if resume:
-        ckpt = resume_checkpoint(resume)
-        if ckpt.parent.name == "checkpoints":
-            return f"{ckpt.parent.parent}.resumed-{stamp}"
-    return f"{output_dir}/{name}/{stamp}"
-
-
-def output_folder(output_dir: str) -> str:
-    """``paths.output_dir`` checked before Hydra makes a run or sweep folder in it (resolver
-    ``${output_folder:...}``): a file there would otherwise fail deep inside Hydra."""
-    if Path(output_dir).exists() and not Path(output_dir).is_dir():
-        raise RunFolderError(
-            f"paths.output_dir={output_dir} is a file, not a folder: choose a folder"
-        )
-    return output_dir
-
-
 def register_configs() -> None:
     """Store the schemas where ``conf/`` files name them in their defaults lists, and the
     resolvers the configs use."""
-    if not OmegaConf.has_resolver("run_folder"):
-        OmegaConf.register_new_resolver("run_folder", run_folder)
-    if not OmegaConf.has_resolver("output_folder"):
-        OmegaConf.register_new_resolver("output_folder", output_folder)
+    register_resolvers()
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
+    store.store(group="module", name="module_schema", node=ModuleConfig)
+    store.store(group="logger", name="tensorboard_schema", node=TensorBoardLoggerConfig)
     store.store(group="data", name="arctic_demand_schema", node=ArcticDemandConfig)
     store.store(group="stft", name="stft_schema", node=STFTConfig)
     store.store(group="model", name="crn_schema", node=CRNConfig)

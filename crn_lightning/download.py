@@ -27,6 +27,7 @@ import hydra
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from crn_lightning.compose import CONFIG_DIR
 from crn_lightning.data.corpora import arctic_wav_dir, demand_channel_file
 from crn_lightning.errors import UserError
 
@@ -246,7 +247,7 @@ def download(archives: Sequence[Archive], data_dir: Path, timeout_s: float = 60.
     return done
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="download")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="download")
 def main(cfg: DictConfig) -> None:
     data_dir = Path(cfg.paths.data_dir).absolute()
     archives = plan(

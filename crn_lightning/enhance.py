@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from crn_lightning.audio import AudioFileError
 from crn_lightning.cli import load_checkpoint, required
+from crn_lightning.compose import CONFIG_DIR
 from crn_lightning.errors import ConfigError
 from crn_lightning.file_enhancement import (
     Report,
@@ -68,7 +69,7 @@ def enhance(cfg: DictConfig) -> Report:
     return report
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="enhance")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="enhance")
 def main(cfg: DictConfig) -> None:
     if enhance(cfg).failures:
         raise SystemExit(1)

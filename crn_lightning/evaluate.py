@@ -21,7 +21,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from crn_lightning.cli import fresh_run_dir, hydra_run_dir, load_checkpoint
+from crn_lightning.cli import load_checkpoint
+from crn_lightning.compose import CONFIG_DIR
 from crn_lightning.errors import UserError
 from crn_lightning.evaluation import (
     COLUMNS,
@@ -31,6 +32,7 @@ from crn_lightning.evaluation import (
     summarize,
     summary_rows,
 )
+from crn_lightning.runs import fresh_run_dir, hydra_run_dir
 from crn_lightning.tables import markdown_table
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         utterances, source = grid_utterances(enhancer, cfg.data)
         failures = []
     log.info("scoring %d utterances (%s)", len(utterances), source["source"])
-    records, enhance_failures = score_utterances(enhancer, utterances, cfg.workers)
+    records, enhance_failures = score_utterances(enhancer, utterances, cfg.metric_workers)
     failures += enhance_failures
     if not records:
         raise UserError(f"no utterance could be scored: {failures}")
@@ -79,7 +81,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     summary = evaluate(cfg, hydra_run_dir())
     if summary["failures"]:

@@ -18,6 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from crn_lightning.cli import load_checkpoint, required
+from crn_lightning.compose import CONFIG_DIR
 from crn_lightning.errors import ConfigError
 from crn_lightning.onnx_export import export, step_model_path
 from crn_lightning.onnx_runtime import check, onnxruntime
@@ -52,7 +53,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

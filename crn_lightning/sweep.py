@@ -1,4 +1,5 @@
-"""Hydra multiruns as one table: job status, readable run names, the sweep summary.
+"""Hydra multiruns as one table: job status and the sweep summary (the folder layout and run
+names: ``crn_lightning.runs``).
 
 A multirun folder holds numbered job folders (``<sweep>/<n>/``), each with its overrides in
 ``.hydra/overrides.yaml`` and, when it finished, ``metrics.json`` (written by the train entry
@@ -11,90 +12,35 @@ callback calls it after every job and at the end of the multirun, and
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from crn_lightning.report_tables import sweep_table
 from crn_lightning.results import (
-    FAILED_FILE,
-    SweepJob,
     condition_labels,
     differing_overrides,
-    load_sweep,
-    markdown_table,
+    overall_scores,
     scores_by_snr,
     sweep_by_snr,
     sweep_snrs,
-    sweep_table,
-    test_scores,
 )
+from crn_lightning.runs import FAILED_FILE, SweepJob, load_sweep, override_key
+from crn_lightning.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FILES = ("summary.csv", "summary.md", "summary.png")
-# A run name stays far below the 255-byte file-name limit; longer ones end in a hash.
-MAX_RUN_NAME_BYTES = 120
-
-
-# -- overrides and run names --------------------------------------------------------------
-def override_key(override: str) -> str:
-    """``+data.snr_db=[0,5]`` → ``data.snr_db`` (the key an override sets)."""
-    return override.partition("=")[0].lstrip("+~")
-
-
-def override_value(override: str) -> str:
-    return override.partition("=")[2]
-
-
-def swept_keys(sweep_dir: Path, sweeper_params: Mapping[str, Any] | None = None) -> set[str] | None:
-    """Keys a multirun sweeps over: its sweeper's ``params`` (which every job's config carries)
-    and its command-line sweeps (``key=a,b``), read from the ``multirun.yaml`` that Hydra's
-    basic sweeper saves before launching (the Optuna sweeper saves none). None when neither
-    says anything."""
-    keys = {override_key(k) for k in sweeper_params or {}}
-    path = Path(sweep_dir) / "multirun.yaml"
-    if path.is_file():
-        config = OmegaConf.load(path)
-        task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
-        keys |= {
-            o.key_or_group
-            for o in OverridesParser.create().parse_overrides(task)
-            if o.is_sweep_override()
-        }
-        params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-        keys |= {override_key(k) for k in params}
-    return keys or None
-
-
-def _safe_name(text: str) -> str:
-    """A file-name-safe text of at most MAX_RUN_NAME_BYTES bytes (a hash keeps it unique)."""
-    text = re.sub(r"[/\\\s]+", "_", text)
-    raw = text.encode()
-    if len(raw) <= MAX_RUN_NAME_BYTES:
-        return text
-    digest = hashlib.sha1(raw).hexdigest()[:8]
-    head = raw[: MAX_RUN_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
-    return f"{head}~{digest}"
-
-
-def run_name(job_num: int, overrides: Sequence[str], swept: set[str] | None) -> str:
-    """A readable TensorBoard run name: the job number and the overrides it sweeps over
-    (all of its overrides when the swept keys are unknown), e.g. ``02_stft.n_fft=960``."""
-    shown = [o for o in overrides if swept is None or override_key(o) in swept]
-    return _safe_name(f"{job_num:02d}" + ("_" + ",".join(shown) if shown else ""))
 
 
 # -- failed jobs and the summary ------------------------------------------------------------
@@ -190,7 +136,7 @@ def write_summary(sweep_dir: Path) -> list[SweepJob]:
     ]
     figure = sweep_figure(
         {
-            label: test_scores(job.run.metrics) if job.run else None
+            label: overall_scores(job.run.metrics) if job.run else None
             for label, job in zip(labels, jobs, strict=True)
         },
         sweep_by_snr(jobs),
@@ -219,9 +165,13 @@ class SweepCallback(Callback):
         if config.hydra.mode != RunMode.MULTIRUN or not _is_rank_zero():
             return
         if job_return.status == JobStatus.FAILED:
-            error = job_return._return_value  # the exception; .return_value would re-raise it
-            path = write_failure(Path(config.hydra.runtime.output_dir), error)
-            log.error("job failed (recorded in %s); the sweep goes on", path, exc_info=error)
+            try:
+                # Hydra's public way to the exception: reading a failed job's return value
+                # re-raises it (and prints the job's overrides to stderr).
+                _ = job_return.return_value
+            except Exception as error:
+                path = write_failure(Path(config.hydra.runtime.output_dir), error)
+                log.error("job failed (recorded in %s); the sweep goes on", path, exc_info=error)
         self._write(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import DictConfig
 
 from crn_lightning.audio import write_audio
+from crn_lightning.compose import compose_config
 
 SR = 16000
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,22 +36,42 @@ TINY = [
 ]
 
 
+def cli_command(module: str, *args: str) -> list[str]:
+    """``python -m crn_lightning.<module> <args>``: an entry point as a user runs it."""
+    return [sys.executable, "-m", f"crn_lightning.{module}", *args]
+
+
+def run_cli(
+    module: str, *args: str, cwd: Path = ROOT, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run an entry point in a subprocess (from the project folder unless ``cwd``)."""
+    command = cli_command(module, *args)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def tiny_train_args(tmp_path: Path, cache: Path, *overrides: str) -> list[str]:
+    """The TINY training config with outputs under tmp_path and the corpus cache in cache."""
+    return [
+        *TINY,
+        f"paths.cache_dir={cache}",
+        f"paths.output_dir={tmp_path / 'outputs'}",
+        *overrides,
+    ]
+
+
 def run_train(
     tmp_path: Path, *overrides: str, cache: Path | None = None, multirun: bool = False
 ) -> subprocess.CompletedProcess:
     """``python -m crn_lightning.train`` with the TINY config, outputs under tmp_path and the
     corpus cache in ``cache`` (default: tmp_path/cache)."""
-    command = [
-        sys.executable,
-        "-m",
-        "crn_lightning.train",
-        *(["-m"] if multirun else []),
-        *TINY,
-        f"paths.cache_dir={cache or tmp_path / 'cache'}",
-        f"paths.output_dir={tmp_path / 'outputs'}",
-        *overrides,
-    ]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    args = tiny_train_args(tmp_path, cache or tmp_path / "cache", *overrides)
+    return run_cli("train", *(["-m"] if multirun else []), *args)
+
+
+def compose(*overrides: str, hydra: bool = False) -> DictConfig:
+    """The training config as the train entry point composes it (with its hydra node if
+    asked); relative paths.* are taken from the project folder."""
+    return compose_config(overrides, return_hydra_config=hydra)
 
 
 def write_tiny_corpora(

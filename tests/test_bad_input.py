@@ -134,6 +134,7 @@ def test_an_utterance_shorter_than_the_clip_is_zero_padded(tiny_corpora):
         ({"snr_db": []}, "data.snr_db is empty"),
         ({"split": {"train": 6, "val": 3}}, "data.split must give train, val and test"),
         ({"corpus": "rael"}, "data.corpus must be auto, real or embedded"),
+        ({"noise_split": [0.5, 0.5, 0.5]}, "data.noise_split must be 3 fractions summing to 1"),
     ],
 )
 def test_invalid_data_values_name_the_key(tiny_corpora, overrides, message):

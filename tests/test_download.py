@@ -3,8 +3,6 @@
 import hashlib
 import io
 import json
-import subprocess
-import sys
 import tarfile
 import threading
 import zipfile
@@ -14,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ROOT, TINY
+from conftest import run_cli, tiny_train_args
 
 from crn_lightning.data.corpora import arctic_present, demand_present
 from crn_lightning.download import DownloadError, download, plan
@@ -177,9 +175,6 @@ def test_cli_dry_run_download_then_training_uses_the_real_corpus(server, tmp_pat
     server.mode = {}
     data = tmp_path / "data"
     args = [
-        sys.executable,
-        "-m",
-        "crn_lightning.download",
         f"paths.data_dir={data}",
         f"arctic.base_url={server.url}",
         f"demand.base_url={server.url}",
@@ -187,33 +182,18 @@ def test_cli_dry_run_download_then_training_uses_the_real_corpus(server, tmp_pat
         f"demand.environments=[{','.join(ENVIRONMENTS)}]",
         "sha256={" + ",".join(f"{k}:{v}" for k, v in sha256s(server).items()) + "}",
     ]
-    dry = subprocess.run([*args, "--dry-run"], cwd=tmp_path, capture_output=True, text=True)
+    dry = run_cli("download", *args, "--dry-run", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert f"fetch    {server.url}/NPARK_16k.zip -> {data}/DEMAND/NPARK" in dry.stdout
     assert not data.exists()
 
-    fetched = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    fetched = run_cli("download", *args, cwd=tmp_path, timeout=300)
     assert fetched.returncode == 0, fetched.stderr[-2000:]
     assert "done: 4 fetched, 0 already present" in fetched.stdout + fetched.stderr
     assert not list(tmp_path.glob(".hydra")) and not list(tmp_path.glob("*.log"))
 
-    trained = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crn_lightning.train",
-            *TINY,
-            "data.corpus=auto",
-            f"paths.data_dir={data}",
-            f"paths.output_dir={tmp_path / 'outputs'}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            "trainer.fast_dev_run=true",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    real = ("data.corpus=auto", f"paths.data_dir={data}", "trainer.fast_dev_run=true")
+    trained = run_cli("train", *tiny_train_args(tmp_path, tmp_path / "cache", *real))
     assert trained.returncode == 0, trained.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "quickstart").iterdir()
     assert "corpus: real" in (run_dir / "train.log").read_text()

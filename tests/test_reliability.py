@@ -4,31 +4,14 @@ import hashlib
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY
+from conftest import ROOT, cli_command, run_cli, tiny_train_args
 
 # 2 epochs of 8 steps: killed after the first, in the middle of the run.
 LONGER = ["trainer.max_epochs=2", "data.epoch_length=32", "module.metric_workers=0"]
-
-
-def command(tmp_path: Path, cache: Path, *overrides: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "crn_lightning.train",
-        *TINY,
-        f"paths.cache_dir={cache}",
-        f"paths.output_dir={tmp_path / 'outputs'}",
-        *overrides,
-    ]
-
-
-def run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def metrics(run_dir: Path) -> dict:
@@ -45,12 +28,12 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_steps_and_figures(tmp_path, tiny_cache):
-    whole = run(command(tmp_path / "a", tiny_cache, *LONGER))
+    whole = run_cli("train", *tiny_train_args(tmp_path / "a", tiny_cache, *LONGER))
     assert whole.returncode == 0, whole.stderr[-3000:]
     (whole_dir,) = (tmp_path / "a" / "outputs" / "quickstart").iterdir()
 
     killed = subprocess.Popen(
-        command(tmp_path / "b", tiny_cache, *LONGER),
+        cli_command("train", *tiny_train_args(tmp_path / "b", tiny_cache, *LONGER)),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -66,7 +49,7 @@ def test_a_killed_run_resumes_to_the_same_steps_and_figures(tmp_path, tiny_cache
     assert not (killed_dir / "metrics.json").exists()
     before = snapshot(killed_dir)
 
-    resumed = run([sys.executable, "-m", "crn_lightning.train", f"resume={killed_dir}"])
+    resumed = run_cli("train", f"resume={killed_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (resumed_dir,) = runs.glob("*.resumed-*")
     assert resumed_dir.name.startswith(killed_dir.name)
@@ -82,22 +65,14 @@ def test_a_killed_run_resumes_to_the_same_steps_and_figures(tmp_path, tiny_cache
 @pytest.mark.slow
 def test_a_non_finite_loss_stops_naming_the_step_or_is_skipped_when_asked(tmp_path, tiny_cache):
     # lr 1e30: the first update sends the weights to ~1e30, the next forward overflows.
-    stopped = run(
-        command(tmp_path / "stop", tiny_cache, "module.lr=1e30", "trainer.fast_dev_run=2")
-    )
+    fast = ("module.lr=1e30", "trainer.fast_dev_run=2")
+    stopped = run_cli("train", *tiny_train_args(tmp_path / "stop", tiny_cache, *fast))
     assert stopped.returncode != 0
     assert "non-finite gradients at global step 1 (epoch 0, batch 1" in stopped.stderr
     assert "module.nonfinite=skip" in stopped.stderr and "Traceback" not in stopped.stderr
 
-    skipped = run(
-        command(
-            tmp_path / "skip",
-            tiny_cache,
-            "module.lr=1e30",
-            "module.nonfinite=skip",
-            "trainer.fast_dev_run=2",
-        )
-    )
+    skip = tiny_train_args(tmp_path / "skip", tiny_cache, *fast, "module.nonfinite=skip")
+    skipped = run_cli("train", *skip)
     assert skipped.returncode == 0, skipped.stderr[-3000:]
     (run_dir,) = (tmp_path / "skip" / "outputs" / "quickstart").iterdir()
     assert metrics(run_dir)["skipped_batches"] >= 1
@@ -106,8 +81,10 @@ def test_a_non_finite_loss_stops_naming_the_step_or_is_skipped_when_asked(tmp_pa
 
 @pytest.mark.slow
 def test_reruns_get_new_folders_and_identical_figures_and_none_is_reused(tmp_path, tiny_cache):
-    args = command(tmp_path, tiny_cache, "trainer.fast_dev_run=2", "module.metric_workers=0")
-    assert run(args).returncode == 0 and run(args).returncode == 0
+    args = tiny_train_args(
+        tmp_path, tiny_cache, "trainer.fast_dev_run=2", "module.metric_workers=0"
+    )
+    assert run_cli("train", *args).returncode == 0 and run_cli("train", *args).returncode == 0
     first, second = sorted((tmp_path / "outputs" / "quickstart").iterdir())
     assert first != second
     # Determinism on CPU: the same seed and config give the same grids and figures.
@@ -115,17 +92,18 @@ def test_reruns_get_new_folders_and_identical_figures_and_none_is_reused(tmp_pat
     assert a["corpus"]["mixtures"] == b["corpus"]["mixtures"]
     assert a["test"] == b["test"] and a["test_breakdown"] == b["test_breakdown"]
 
-    reused = run([*args, f"hydra.run.dir={first}"])
+    reused = run_cli("train", *args, f"hydra.run.dir={first}")
     assert reused.returncode != 0 and "Traceback" not in reused.stderr
-    assert f"{first} already holds a run (checkpoints, tensorboard" in reused.stderr
+    # fast_dev_run keeps no checkpoint: the run left its TensorBoard events and metrics.json.
+    assert f"{first} already holds a run (tensorboard, metrics.json)" in reused.stderr
 
     a_file = tmp_path / "a_file"
     a_file.write_text("user data\n")
-    refused = run([*args, f"paths.output_dir={a_file}"])
+    refused = run_cli("train", *args, f"paths.output_dir={a_file}")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert f"paths.output_dir={a_file} is a file, not a folder" in refused.stderr
     assert a_file.read_text() == "user data\n"
 
-    missing = run([sys.executable, "-m", "crn_lightning.train", f"resume={tmp_path / 'nope'}"])
+    missing = run_cli("train", f"resume={tmp_path / 'nope'}")
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     assert "no checkpoint at" in missing.stderr

@@ -1,4 +1,5 @@
-"""Reading runs and sweeps: run folders written here in the layout train.py writes."""
+"""Reading runs and sweeps, and their tables: run folders written here in the layout
+crn_lightning.runs gives them."""
 
 import json
 import math
@@ -8,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import compose
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from crn_lightning import results
+from crn_lightning import report_tables, results, runs
 from crn_lightning.data.corpora import CorpusError
 
 NAMES = ("loss", "pesq", "pesq_noisy", "stoi", "stoi_noisy", "si_sdr", "si_sdr_noisy")
@@ -37,7 +39,7 @@ def make_run(
     """A finished run folder as crn_lightning.train leaves it (checkpoint file: empty)."""
     hydra_dir = run_dir / ".hydra"
     hydra_dir.mkdir(parents=True)
-    cfg = results.compose_config(["experiment=quickstart", f"stft.n_fft={n_fft}"])
+    cfg = compose("experiment=quickstart", f"stft.n_fft={n_fft}")
     cfg.paths.data_dir = "data"  # relative, as in conf/config.yaml
     OmegaConf.save(cfg, hydra_dir / "config.yaml")
     OmegaConf.save(
@@ -69,43 +71,41 @@ def make_run(
 
 
 def test_load_run_reads_metrics_config_and_makes_paths_absolute_from_the_launch_folder(tmp_path):
-    run = results.load_run(make_run(tmp_path / "run", overrides=["a=1"], launched_from=tmp_path))
+    run = runs.load_run(make_run(tmp_path / "run", overrides=["a=1"], launched_from=tmp_path))
     assert run.config.paths.data_dir == str(tmp_path / "data")
     assert run.config.data.arctic_root == str(tmp_path / "data" / "cmu_arctic")
     assert run.overrides == ["a=1"] and run.metrics["parameters"] == 1234
     # The checkpoint is found in the run's own folder, not at the absolute path recorded.
-    assert (
-        results.checkpoint_path(run) == run.run_dir / "checkpoints" / "epoch01-val_pesq1.900.ckpt"
-    )
+    assert runs.checkpoint_path(run) == run.run_dir / "checkpoints" / "epoch01-val_pesq1.900.ckpt"
     (run.run_dir / "checkpoints" / "epoch01-val_pesq1.900.ckpt").unlink()
-    with pytest.raises(results.RunError, match="epoch01-val_pesq1.900.ckpt is not in"):
-        results.checkpoint_path(run)
+    with pytest.raises(runs.RunError, match="epoch01-val_pesq1.900.ckpt is not in"):
+        runs.checkpoint_path(run)
 
 
 def test_load_run_names_what_is_missing(tmp_path):
-    with pytest.raises(results.RunError, match="run folder not found"):
-        results.load_run(tmp_path / "nothing")
+    with pytest.raises(runs.RunError, match="run folder not found"):
+        runs.load_run(tmp_path / "nothing")
     run_dir = make_run(tmp_path / "run")
     (run_dir / "metrics.json").unlink()
-    with pytest.raises(results.RunError, match="not a finished run: no metrics.json"):
-        results.load_run(run_dir)
+    with pytest.raises(runs.RunError, match="not a finished run: no metrics.json"):
+        runs.load_run(run_dir)
     run_dir = make_run(tmp_path / "run2")
     (run_dir / ".hydra" / "hydra.yaml").unlink()
-    with pytest.raises(results.RunError, match="paths.data_dir='data' is relative"):
-        results.load_run(run_dir)
+    with pytest.raises(runs.RunError, match="paths.data_dir='data' is relative"):
+        runs.load_run(run_dir)
 
 
 def test_resolve_target_takes_the_given_folder_or_the_newest_run(tmp_path):
     outputs = tmp_path / "outputs"
-    with pytest.raises(results.RunError, match="no finished run under .*set CRN_RUN_DIR"):
-        results.resolve_target(None, outputs)
+    with pytest.raises(runs.RunError, match="no finished run under .*set CRN_RUN_DIR"):
+        runs.resolve_target(None, outputs)
     old = make_run(outputs / "quickstart" / "old")
     new = make_run(outputs / "multirun" / "x" / "t" / "0")
     os.utime(old / "metrics.json", (1e9, 1e9))
-    assert results.resolve_target(None, outputs) == new
-    assert results.resolve_target(str(old), outputs) == old
-    with pytest.raises(results.RunError, match="CRN_RUN_DIR=.*no such folder"):
-        results.resolve_target(tmp_path / "missing", outputs)
+    assert runs.resolve_target(None, outputs) == new
+    assert runs.resolve_target(str(old), outputs) == old
+    with pytest.raises(runs.RunError, match="CRN_RUN_DIR=.*no such folder"):
+        runs.resolve_target(tmp_path / "missing", outputs)
 
 
 def test_sweep_jobs_in_order_with_differing_overrides_and_a_failed_job(tmp_path):
@@ -118,8 +118,8 @@ def test_sweep_jobs_in_order_with_differing_overrides_and_a_failed_job(tmp_path)
     OmegaConf.save([*common, "stft.n_fft=1024"], failed / "overrides.yaml")
     (sweep / "multirun.yaml").touch()
 
-    assert results.is_sweep(sweep) and not results.is_sweep(sweep / "0")
-    jobs = results.load_sweep(sweep)
+    assert runs.is_sweep(sweep) and not runs.is_sweep(sweep / "0")
+    jobs = runs.load_sweep(sweep)
     assert [j.job_dir.name for j in jobs] == ["0", "1", "2", "10"]
     assert jobs[2].run is None and "no metrics.json" in jobs[2].problem
     assert results.condition_labels(jobs) == [
@@ -130,7 +130,7 @@ def test_sweep_jobs_in_order_with_differing_overrides_and_a_failed_job(tmp_path)
     ]
     assert results.best_job(jobs).job_dir.name == "1"
 
-    table = results.sweep_table(jobs)
+    table = report_tables.sweep_table(jobs)
     assert table[1]["PESQ"] == "2.200" and table[1]["gain"] == "+0.900"
     assert table[2]["status"] == f"incomplete: {jobs[2].problem}"
     assert jobs[2].problem.startswith(f"{jobs[2].job_dir} is not a finished run")
@@ -144,29 +144,22 @@ def test_sweep_jobs_in_order_with_differing_overrides_and_a_failed_job(tmp_path)
     assert list(by_snr) == ["stft.n_fft=256", "stft.n_fft=512", "stft.n_fft=960"]
     assert by_snr["stft.n_fft=512"][10.0]["pesq"] == pytest.approx(2.7)
 
-    assert results.read_summary_csv(sweep) is None
+    assert runs.read_summary_csv(sweep) is None
     (sweep / "summary.csv").write_text("job,test/pesq\n0,1.8\n1,2.2\n")
-    assert results.read_summary_csv(sweep) == [
+    assert runs.read_summary_csv(sweep) == [
         {"job": "0", "test/pesq": "1.8"},
         {"job": "1", "test/pesq": "2.2"},
     ]
-    with pytest.raises(results.RunError, match="holds no sweep jobs"):
-        results.load_sweep(tmp_path / "sweep" / "0" / "checkpoints")
+    with pytest.raises(runs.RunError, match="holds no sweep jobs"):
+        runs.load_sweep(tmp_path / "sweep" / "0" / "checkpoints")
 
 
-def test_test_table_lists_all_clips_then_snrs_then_environments(tmp_path):
-    run = results.load_run(make_run(tmp_path / "run", pesq=2.0))
-    rows = results.test_table(run.metrics)
+def test_scores_table_lists_all_clips_then_snrs_then_environments(tmp_path):
+    run = runs.load_run(make_run(tmp_path / "run", pesq=2.0))
+    rows = report_tables.scores_table(run.metrics)
     assert [r[""] for r in rows] == ["all", "0 dB", "10 dB", "PRESTO", "NPARK"]
     assert rows[0]["PESQ noisy → enhanced"] == "1.30 → 2.00" and rows[0]["gain"] == "+0.70"
     assert rows[2]["clips"] == "4"
-    table = results.markdown_table([{"a": 1.23456, "b": 12345}, {"a": "x", "c": None}])
-    assert table.splitlines() == [
-        "| a | b | c |",
-        "|---|---|---|",
-        "| 1.235 | 12,345 |  |",
-        "| x |  | None |",
-    ]
 
 
 def test_read_scalars_gathers_every_event_file(tmp_path):
@@ -176,12 +169,12 @@ def test_read_scalars_gathers_every_event_file(tmp_path):
             writer.add_scalar("train/loss", 1.0 / (step + 1), step)
     with SummaryWriter(str(folder), filename_suffix=".test") as writer:
         writer.add_scalar("test/pesq", 2.5, 3)
-    scalars = results.read_scalars(tmp_path / "run")
+    scalars = runs.read_scalars(tmp_path / "run")
     steps, values = scalars["train/loss"]
     assert list(steps) == [0, 1, 2] and values == pytest.approx([1, 0.5, 1 / 3])
     assert scalars["test/pesq"][1] == pytest.approx([2.5])
-    with pytest.raises(results.RunError, match="no TensorBoard event files"):
-        results.read_scalars(tmp_path)
+    with pytest.raises(runs.RunError, match="no TensorBoard event files"):
+        runs.read_scalars(tmp_path)
 
 
 def test_a_sweep_jobs_scalars_are_read_from_its_named_run_under_the_sweep(tmp_path):
@@ -192,39 +185,31 @@ def test_a_sweep_jobs_scalars_are_read_from_its_named_run_under_the_sweep(tmp_pa
     for name, loss in (("01_stft.n_fft=512", 0.5), ("10_stft.n_fft=1024", 0.25)):
         with SummaryWriter(str(sweep / "tensorboard" / name)) as writer:
             writer.add_scalar("train/loss", loss, 0)
-    assert results.read_scalars(sweep / "1")["train/loss"][1] == pytest.approx([0.5])
-    assert results.read_scalars(sweep / "10")["train/loss"][1] == pytest.approx([0.25])
-
-
-def test_compose_config_takes_relative_paths_from_the_project_root():
-    cfg = results.compose_config(["experiment=quickstart"])
-    assert cfg.paths.data_dir == str(results.PROJECT_ROOT / "data")
-    assert cfg.stft.n_fft == 320 and cfg.name == "quickstart"
+    assert runs.read_scalars(sweep / "1")["train/loss"][1] == pytest.approx([0.5])
+    assert runs.read_scalars(sweep / "10")["train/loss"][1] == pytest.approx([0.25])
 
 
 def test_run_datamodule_keeps_the_corpus_kind_the_run_used(tmp_path):
     # The run used the real corpus; it is absent here: an error, not the embedded stand-in.
-    run = results.load_run(make_run(tmp_path / "run", launched_from=tmp_path))
+    run = runs.load_run(make_run(tmp_path / "run", launched_from=tmp_path))
     with pytest.raises(CorpusError, match="cmu_arctic"):
         results.run_datamodule(run)
 
 
 def test_data_tables_and_the_mixing_check_on_a_real_data_module(tiny_corpora, tmp_path):
     arctic, demand = tiny_corpora
-    cfg = results.compose_config(
-        [
-            f"data.arctic_root={arctic}",
-            f"data.demand_root={demand}",
-            "data.corpus=real",
-            "data.environments=[PRESTO,NPARK]",
-            "data.split={train: 6, val: 3, test: 2}",
-            "data.snr_db=[0,10]",
-            "data.test_snr_db=[-5,5]",
-            "data.clip_seconds=1.0",
-        ]
+    cfg = compose(
+        f"data.arctic_root={arctic}",
+        f"data.demand_root={demand}",
+        "data.corpus=real",
+        "data.environments=[PRESTO,NPARK]",
+        "data.split={train: 6, val: 3, test: 2}",
+        "data.snr_db=[0,10]",
+        "data.test_snr_db=[-5,5]",
+        "data.clip_seconds=1.0",
     )
     dm = results.build_datamodule(cfg)
-    corpus = results.corpus_table(dm)
+    corpus = report_tables.corpus_table(dm)
     assert [r["split"] for r in corpus] == ["train", "val", "test"]
     assert corpus[2]["mixtures"] == 2 * 2 * 2 and corpus[2]["SNRs (dB)"] == "-5, 5"
     assert corpus[0]["SNRs (dB)"] == "0, 10"
@@ -236,7 +221,7 @@ def test_data_tables_and_the_mixing_check_on_a_real_data_module(tiny_corpora, tm
     with pytest.raises(ValueError, match="'DLIVING' is not one of"):
         results.grid_indices(dm, "test", environment="DLIVING")
 
-    check = results.mixing_check(dm, "test", indices)
+    check = report_tables.mixing_check(dm, "test", indices)
     assert [row["SNR asked (dB)"] for row in check] == [-5, 5]
     assert max(abs(row["error (dB)"]) for row in check) < 1e-3
 

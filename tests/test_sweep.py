@@ -3,30 +3,21 @@ figures equal to a single process's, and the SLURM / Optuna configs composing.""
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_train
-from hydra import compose, initialize_config_dir
+from conftest import compose, run_cli, run_train
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from crn_lightning.config import register_configs
-from crn_lightning.results import RunError
+from crn_lightning.runs import MAX_RUN_NAME_BYTES, RunError, run_name, swept_keys
 from crn_lightning.summarize import main as summarize_main
-from crn_lightning.sweep import MAX_RUN_NAME_BYTES, run_name, swept_keys, write_summary
+from crn_lightning.sweep import write_summary
 
 
 def _sweep_dir(outputs: Path) -> Path:
     (sweep,) = (outputs / "multirun" / "quickstart").iterdir()
     return sweep
-
-
-def _summarize(sweep: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "crn_lightning.summarize", str(sweep)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -91,11 +82,11 @@ def test_2x2_multirun_writes_a_summary_and_one_named_tensorboard_run_per_job(tmp
     # The command-line summary is the same code path: same table from the same folder; a job
     # whose metrics vanished (killed, timed out) shows as incomplete and the exit code says so.
     table = (sweep / "summary.csv").read_text()
-    again = _summarize(sweep)
+    again = run_cli("summarize", str(sweep), timeout=300)
     assert again.returncode == 0, again.stderr
     assert (sweep / "summary.csv").read_text() == table
     (sweep / "3" / "metrics.json").unlink()
-    partial = _summarize(sweep)
+    partial = run_cli("summarize", str(sweep), timeout=300)
     assert partial.returncode == 1
     statuses = [(r["status"], r["error"]) for r in _csv(sweep / "summary.csv")]
     assert statuses[:3] == [("ok", "")] * 3
@@ -156,19 +147,10 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_test_figures(tmp_path
     assert figures["ddp"] == figures["single"]
 
 
-def _compose(*overrides: str):
-    register_configs()  # the schemas conf/config.yaml names
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=True)
-
-
 def test_slurm_and_optuna_configs_compose_on_the_command_line():
     # A tuning study whose trials go to SLURM: both plugins' configs in one composition.
     overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "trainer=ddp"]
-    command = [sys.executable, "-m", "crn_lightning.train", *overrides, "+sweep=tune_lr_batch"]
-    result = subprocess.run(
-        [*command, "--cfg", "hydra"], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    result = run_cli("train", *overrides, "+sweep=tune_lr_batch", "--cfg", "hydra", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for target in (
         "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
@@ -179,9 +161,8 @@ def test_slurm_and_optuna_configs_compose_on_the_command_line():
 
 
 def test_slurm_launcher_takes_its_resources_from_the_trainer_config():
-    cfg = _compose(
-        "hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"
-    )
+    overrides = ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"]
+    cfg = compose(*overrides, hydra=True)
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
     assert launcher["partition"] is None and launcher["timeout_min"] == 240
     assert cfg.hydra.launcher.gpus_per_node == cfg.hydra.launcher.tasks_per_node == 4
@@ -191,17 +172,17 @@ def test_slurm_launcher_takes_its_resources_from_the_trainer_config():
 
 
 def test_optuna_sweep_tunes_lr_and_batch_size_for_validation_pesq():
-    sweeper = _compose("+sweep=tune_lr_batch").hydra.sweeper
+    sweeper = compose("+sweep=tune_lr_batch", hydra=True).hydra.sweeper
     assert sweeper.direction == "maximize"
     assert set(sweeper.params) == {"module.lr", "data.batch_size"}
 
 
 def test_snr_and_fft_sweeps_test_every_job_on_one_grid():
-    snr = _compose("experiment=quickstart", "+sweep=snr")
+    snr = compose("experiment=quickstart", "+sweep=snr", hydra=True)
     assert snr.data.test_snr_db == [-5, 0, 5, 10, 15, 20, 25]
     conditions = snr.hydra.sweeper.params["data.snr_db"]
     assert conditions == "[-5,0,5],[5,10,15],[15,20,25]"
-    fft = _compose("experiment=quickstart", "+sweep=fft")
+    fft = compose("experiment=quickstart", "+sweep=fft", hydra=True)
     assert fft.hydra.sweeper.params["stft.n_fft"] == "320,512,960,1024"
     assert fft.stft.hop_length == 160
 

@@ -3,12 +3,15 @@
 import json
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from conftest import run_train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from crn_lightning.enhancer import Enhancer
+from crn_lightning.errors import ConfigError
+from crn_lightning.train import refuse_respawn_in_multirun
 
 STAGE_TAGS = ["loss", "pesq", "pesq_noisy", "stoi", "stoi_noisy", "si_sdr", "si_sdr_noisy"]
 
@@ -47,3 +50,25 @@ def test_train_cli_writes_metrics_checkpoints_and_tensorboard(tmp_path, tiny_cac
     assert len(events.Scalars("val/pesq")) == 2  # one per epoch
     assert {f"val_examples/clip{j}_spectrograms" for j in range(3)} <= set(events.Tags()["images"])
     assert "val_examples/clip0_enhanced" in events.Tags()["audio"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "devices", "multirun", "refused"),
+    [
+        ("ddp", 2, True, True),  # re-runs the command line: the sweep would start again
+        ("ddp", 2, False, False),
+        ("ddp_spawn", 2, True, False),  # spawns workers: the command line is not re-run
+        ("auto", 1, True, False),
+    ],
+)
+def test_a_local_multirun_refuses_only_the_launcher_that_reruns_the_command(
+    strategy, devices, multirun, refused
+):
+    # Covers the one private Lightning name train.py uses (_SubprocessScriptLauncher): if
+    # Lightning renamed or replaced it, the import or the first case fails.
+    trainer = L.Trainer(accelerator="cpu", strategy=strategy, devices=devices, logger=False)
+    if refused:
+        with pytest.raises(ConfigError, match="in a local multirun"):
+            refuse_respawn_in_multirun(trainer, multirun)
+    else:
+        refuse_respawn_in_multirun(trainer, multirun)

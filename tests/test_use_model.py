@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from crn_lightning.audio import resample
+from crn_lightning.compose import compose_config
 from crn_lightning.enhance import enhance
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.errors import ConfigError
@@ -25,7 +26,6 @@ from crn_lightning.evaluate import evaluate
 from crn_lightning.metrics import perceptual_scores, si_sdr
 from crn_lightning.mixing import snr_db
 from crn_lightning.module import EnhancementModule
-from crn_lightning.results import compose_config
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,9 @@ def test_full_length_grid_item_is_the_whole_utterance_at_the_grid_snr(checkpoint
 
 @pytest.mark.slow
 def test_evaluate_cli_scores_the_full_length_test_grid(checkpoint, tmp_path):
-    result = _cli("evaluate", f"ckpt={checkpoint}", f"paths.output_dir={tmp_path}", "workers=2")
+    result = _cli(
+        "evaluate", f"ckpt={checkpoint}", f"paths.output_dir={tmp_path}", "metric_workers=2"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "evaluate").iterdir()
     with (run_dir / "scores.csv").open() as f:
@@ -131,7 +133,7 @@ def test_evaluate_folder_pairs_uses_the_one_scoring_path(checkpoint, tmp_path):
     sf.write(pairs / "clean" / "broken.wav", _tone(1.0, 4), SR)
     (pairs / "noisy" / "broken.wav").write_bytes(b"RIFF, but not audio")
 
-    cfg = _config("evaluate", ckpt=str(checkpoint), pairs=str(pairs), workers=0)
+    cfg = _config("evaluate", ckpt=str(checkpoint), pairs=str(pairs), metric_workers=0)
     summary = evaluate(cfg, tmp_path / "run")
     enhancer = Enhancer.from_checkpoint(checkpoint)
     with (tmp_path / "run" / "scores.csv").open() as f:
