@@ -27,7 +27,7 @@ def compose_config(
     from hydra import compose, initialize_config_dir
 
     from crn_lightning.config import register_configs
-    from crn_lightning.runs import absolute_paths
+    from crn_lightning.finished_runs import absolute_paths
 
     register_configs()  # the schemas conf/config.yaml names in its defaults
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from crn_lightning.data.datamodule import STAGES, ArcticDemandDataModule
+from crn_lightning.finished_runs import SweepJob
 from crn_lightning.mixing import rms, snr_db
 from crn_lightning.results import (
     breakdown,
@@ -20,7 +21,6 @@ from crn_lightning.results import (
     scores_by_snr,
     sweep_snrs,
 )
-from crn_lightning.runs import SweepJob
 
 
 def _score_record(name: str, s: Mapping[str, float]) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Scores of runs and sweeps, and the data of a run (for the notebooks and the sweep summary).
 
-Runs and sweeps are located and read by ``crn_lightning.runs``; the tables the notebooks show
-are made by ``crn_lightning.report_tables``.
+Runs and sweeps are located and read by ``crn_lightning.finished_runs``; the tables the
+notebooks show are made by ``crn_lightning.report_tables``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from crn_lightning.data.datamodule import ArcticDemandDataModule
+from crn_lightning.finished_runs import Run, RunError, SweepJob
 from crn_lightning.metrics import perceptual_scores, si_sdr
-from crn_lightning.runs import Run, RunError, SweepJob
 
 
 # -- scores of runs and sweeps ---------------------------------------------------------------

@@ -26,6 +26,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from crn_lightning.finished_runs import SweepJob, load_sweep
 from crn_lightning.report_tables import sweep_table
 from crn_lightning.results import (
     condition_labels,
@@ -35,7 +36,7 @@ from crn_lightning.results import (
     sweep_by_snr,
     sweep_snrs,
 )
-from crn_lightning.runs import FAILED_FILE, SweepJob, load_sweep, override_key
+from crn_lightning.runs import FAILED_FILE, override_key
 from crn_lightning.tables import markdown_table
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ a finished run, enhanced by its best checkpoint, with the clip's PESQ measured h
     python docs/make_example_figure.py RUN_DIR docs/example_spectrograms.png \
         --environment NPARK --snr 5 --utterance 0
 
-Uses the package's own pieces: runs.load_run / run_datamodule / checkpoint_path,
+Uses the package's own pieces: finished_runs.load_run / checkpoint_path, results.run_datamodule,
 Enhancer.from_checkpoint, examples.enhance_grid, results.clip_scores and viz.spectrogram_figure.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from crn_lightning import results, runs, viz
+from crn_lightning import finished_runs, results, viz
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.examples import enhance_grid
 
@@ -34,13 +34,13 @@ def main() -> None:
     if args.out.exists() and not args.force:
         parser.error(f"{args.out} exists; pass --force to replace it")
 
-    run = runs.load_run(args.run_dir)
+    run = finished_runs.load_run(args.run_dir)
     datamodule = results.run_datamodule(run, args.override)
     indices = results.grid_indices(datamodule, "test", args.utterance, args.environment, args.snr)
     if not indices:
         parser.error("no test clip matches --environment/--snr/--utterance")
     index = indices[0]
-    enhancer = Enhancer.from_checkpoint(runs.checkpoint_path(run))
+    enhancer = Enhancer.from_checkpoint(finished_runs.checkpoint_path(run))
     batch = enhance_grid(enhancer, datamodule, "test", [index])
     noisy = results.clip_scores(batch["clean"][0], batch["noisy"][0])
     enhanced = results.clip_scores(batch["clean"][0], batch["enhanced"][0])

@@ -13,7 +13,7 @@ from conftest import compose
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from crn_lightning import report_tables, results, runs
+from crn_lightning import finished_runs, report_tables, results
 from crn_lightning.data.corpora import CorpusError
 
 NAMES = ("loss", "pesq", "pesq_noisy", "stoi", "stoi_noisy", "si_sdr", "si_sdr_noisy")
@@ -71,41 +71,46 @@ def make_run(
 
 
 def test_load_run_reads_metrics_config_and_makes_paths_absolute_from_the_launch_folder(tmp_path):
-    run = runs.load_run(make_run(tmp_path / "run", overrides=["a=1"], launched_from=tmp_path))
+    run = finished_runs.load_run(
+        make_run(tmp_path / "run", overrides=["a=1"], launched_from=tmp_path)
+    )
     assert run.config.paths.data_dir == str(tmp_path / "data")
     assert run.config.data.arctic_root == str(tmp_path / "data" / "cmu_arctic")
     assert run.overrides == ["a=1"] and run.metrics["parameters"] == 1234
     # The checkpoint is found in the run's own folder, not at the absolute path recorded.
-    assert runs.checkpoint_path(run) == run.run_dir / "checkpoints" / "epoch01-val_pesq1.900.ckpt"
+    assert (
+        finished_runs.checkpoint_path(run)
+        == run.run_dir / "checkpoints" / "epoch01-val_pesq1.900.ckpt"
+    )
     (run.run_dir / "checkpoints" / "epoch01-val_pesq1.900.ckpt").unlink()
-    with pytest.raises(runs.RunError, match="epoch01-val_pesq1.900.ckpt is not in"):
-        runs.checkpoint_path(run)
+    with pytest.raises(finished_runs.RunError, match="epoch01-val_pesq1.900.ckpt is not in"):
+        finished_runs.checkpoint_path(run)
 
 
 def test_load_run_names_what_is_missing(tmp_path):
-    with pytest.raises(runs.RunError, match="run folder not found"):
-        runs.load_run(tmp_path / "nothing")
+    with pytest.raises(finished_runs.RunError, match="run folder not found"):
+        finished_runs.load_run(tmp_path / "nothing")
     run_dir = make_run(tmp_path / "run")
     (run_dir / "metrics.json").unlink()
-    with pytest.raises(runs.RunError, match="not a finished run: no metrics.json"):
-        runs.load_run(run_dir)
+    with pytest.raises(finished_runs.RunError, match="not a finished run: no metrics.json"):
+        finished_runs.load_run(run_dir)
     run_dir = make_run(tmp_path / "run2")
     (run_dir / ".hydra" / "hydra.yaml").unlink()
-    with pytest.raises(runs.RunError, match="paths.data_dir='data' is relative"):
-        runs.load_run(run_dir)
+    with pytest.raises(finished_runs.RunError, match="paths.data_dir='data' is relative"):
+        finished_runs.load_run(run_dir)
 
 
 def test_resolve_target_takes_the_given_folder_or_the_newest_run(tmp_path):
     outputs = tmp_path / "outputs"
-    with pytest.raises(runs.RunError, match="no finished run under .*set CRN_RUN_DIR"):
-        runs.resolve_target(None, outputs)
+    with pytest.raises(finished_runs.RunError, match="no finished run under .*set CRN_RUN_DIR"):
+        finished_runs.resolve_target(None, outputs)
     old = make_run(outputs / "quickstart" / "old")
     new = make_run(outputs / "multirun" / "x" / "t" / "0")
     os.utime(old / "metrics.json", (1e9, 1e9))
-    assert runs.resolve_target(None, outputs) == new
-    assert runs.resolve_target(str(old), outputs) == old
-    with pytest.raises(runs.RunError, match="CRN_RUN_DIR=.*no such folder"):
-        runs.resolve_target(tmp_path / "missing", outputs)
+    assert finished_runs.resolve_target(None, outputs) == new
+    assert finished_runs.resolve_target(str(old), outputs) == old
+    with pytest.raises(finished_runs.RunError, match="CRN_RUN_DIR=.*no such folder"):
+        finished_runs.resolve_target(tmp_path / "missing", outputs)
 
 
 def test_sweep_jobs_in_order_with_differing_overrides_and_a_failed_job(tmp_path):
@@ -118,8 +123,8 @@ def test_sweep_jobs_in_order_with_differing_overrides_and_a_failed_job(tmp_path)
     OmegaConf.save([*common, "stft.n_fft=1024"], failed / "overrides.yaml")
     (sweep / "multirun.yaml").touch()
 
-    assert runs.is_sweep(sweep) and not runs.is_sweep(sweep / "0")
-    jobs = runs.load_sweep(sweep)
+    assert finished_runs.is_sweep(sweep) and not finished_runs.is_sweep(sweep / "0")
+    jobs = finished_runs.load_sweep(sweep)
     assert [j.job_dir.name for j in jobs] == ["0", "1", "2", "10"]
     assert jobs[2].run is None and "no metrics.json" in jobs[2].problem
     assert results.condition_labels(jobs) == [
@@ -144,18 +149,18 @@ def test_sweep_jobs_in_order_with_differing_overrides_and_a_failed_job(tmp_path)
     assert list(by_snr) == ["stft.n_fft=256", "stft.n_fft=512", "stft.n_fft=960"]
     assert by_snr["stft.n_fft=512"][10.0]["pesq"] == pytest.approx(2.7)
 
-    assert runs.read_summary_csv(sweep) is None
+    assert finished_runs.read_summary_csv(sweep) is None
     (sweep / "summary.csv").write_text("job,test/pesq\n0,1.8\n1,2.2\n")
-    assert runs.read_summary_csv(sweep) == [
+    assert finished_runs.read_summary_csv(sweep) == [
         {"job": "0", "test/pesq": "1.8"},
         {"job": "1", "test/pesq": "2.2"},
     ]
-    with pytest.raises(runs.RunError, match="holds no sweep jobs"):
-        runs.load_sweep(tmp_path / "sweep" / "0" / "checkpoints")
+    with pytest.raises(finished_runs.RunError, match="holds no sweep jobs"):
+        finished_runs.load_sweep(tmp_path / "sweep" / "0" / "checkpoints")
 
 
 def test_scores_table_lists_all_clips_then_snrs_then_environments(tmp_path):
-    run = runs.load_run(make_run(tmp_path / "run", pesq=2.0))
+    run = finished_runs.load_run(make_run(tmp_path / "run", pesq=2.0))
     rows = report_tables.scores_table(run.metrics)
     assert [r[""] for r in rows] == ["all", "0 dB", "10 dB", "PRESTO", "NPARK"]
     assert rows[0]["PESQ noisy → enhanced"] == "1.30 → 2.00" and rows[0]["gain"] == "+0.70"
@@ -169,12 +174,12 @@ def test_read_scalars_gathers_every_event_file(tmp_path):
             writer.add_scalar("train/loss", 1.0 / (step + 1), step)
     with SummaryWriter(str(folder), filename_suffix=".test") as writer:
         writer.add_scalar("test/pesq", 2.5, 3)
-    scalars = runs.read_scalars(tmp_path / "run")
+    scalars = finished_runs.read_scalars(tmp_path / "run")
     steps, values = scalars["train/loss"]
     assert list(steps) == [0, 1, 2] and values == pytest.approx([1, 0.5, 1 / 3])
     assert scalars["test/pesq"][1] == pytest.approx([2.5])
-    with pytest.raises(runs.RunError, match="no TensorBoard event files"):
-        runs.read_scalars(tmp_path)
+    with pytest.raises(finished_runs.RunError, match="no TensorBoard event files"):
+        finished_runs.read_scalars(tmp_path)
 
 
 def test_a_sweep_jobs_scalars_are_read_from_its_named_run_under_the_sweep(tmp_path):
@@ -185,13 +190,13 @@ def test_a_sweep_jobs_scalars_are_read_from_its_named_run_under_the_sweep(tmp_pa
     for name, loss in (("01_stft.n_fft=512", 0.5), ("10_stft.n_fft=1024", 0.25)):
         with SummaryWriter(str(sweep / "tensorboard" / name)) as writer:
             writer.add_scalar("train/loss", loss, 0)
-    assert runs.read_scalars(sweep / "1")["train/loss"][1] == pytest.approx([0.5])
-    assert runs.read_scalars(sweep / "10")["train/loss"][1] == pytest.approx([0.25])
+    assert finished_runs.read_scalars(sweep / "1")["train/loss"][1] == pytest.approx([0.5])
+    assert finished_runs.read_scalars(sweep / "10")["train/loss"][1] == pytest.approx([0.25])
 
 
 def test_run_datamodule_keeps_the_corpus_kind_the_run_used(tmp_path):
     # The run used the real corpus; it is absent here: an error, not the embedded stand-in.
-    run = runs.load_run(make_run(tmp_path / "run", launched_from=tmp_path))
+    run = finished_runs.load_run(make_run(tmp_path / "run", launched_from=tmp_path))
     with pytest.raises(CorpusError, match="cmu_arctic"):
         results.run_datamodule(run)
 

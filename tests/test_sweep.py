@@ -10,7 +10,8 @@ from conftest import compose, run_cli, run_train
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from crn_lightning.runs import MAX_RUN_NAME_BYTES, RunError, run_name, swept_keys
+from crn_lightning.finished_runs import RunError
+from crn_lightning.runs import MAX_RUN_NAME_BYTES, run_name, swept_keys
 from crn_lightning.summarize import main as summarize_main
 from crn_lightning.sweep import write_summary
 
