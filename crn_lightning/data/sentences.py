@@ -107,27 +107,22 @@ def _sentence(rng: random.Random) -> str:
     subject, thing = _subject(rng), _noun_phrase(rng, _THINGS)
     base, third, past, participle = rng.choice(_VERBS)
     place, time, adverb = rng.choice(_PLACES), rng.choice(_TIMES), rng.choice(_ADVERBS)
-    form = rng.randrange(10)
-    if form == 0:
-        text = f"{subject} {past} {thing} {place}."
-    elif form == 1:
-        text = f"{time}, {subject} {adverb} {past} {thing}."
-    elif form == 2:
-        text = f"did {subject} {base} {thing} {place}?"
-    elif form == 3:
-        text = f"{rng.choice(_WH_PLACE)} does {subject} {base} {thing} {time}?"
-    elif form == 4:
-        text = f"{subject} will {base} {thing} {time}."
-    elif form == 5:
-        text = f"{subject} {rng.choice(_REPORTING)} that {_subject(rng)} had {participle} {thing}."
-    elif form == 6:
-        text = f"{rng.choice(_REQUESTS)}, {base} {thing} {place}."
-    elif form == 7:
-        text = f"{subject} {rng.choice(_INTRANSITIVE_PAST)} {adverb} {place}."
-    elif form == 8:
-        text = f"{subject} {third} {thing} every day."
-    else:
-        text = f"{subject} {adverb} {past} {thing}, and then {rng.choice(_INTRANSITIVE_PAST)}."
+    # The sentence forms; only the chosen one draws its further words from ``rng``.
+    forms = (
+        lambda: f"{subject} {past} {thing} {place}.",
+        lambda: f"{time}, {subject} {adverb} {past} {thing}.",
+        lambda: f"did {subject} {base} {thing} {place}?",
+        lambda: f"{rng.choice(_WH_PLACE)} does {subject} {base} {thing} {time}?",
+        lambda: f"{subject} will {base} {thing} {time}.",
+        lambda: (
+            f"{subject} {rng.choice(_REPORTING)} that {_subject(rng)} had {participle} {thing}."
+        ),
+        lambda: f"{rng.choice(_REQUESTS)}, {base} {thing} {place}.",
+        lambda: f"{subject} {rng.choice(_INTRANSITIVE_PAST)} {adverb} {place}.",
+        lambda: f"{subject} {third} {thing} every day.",
+        lambda: f"{subject} {adverb} {past} {thing}, and then {rng.choice(_INTRANSITIVE_PAST)}.",
+    )
+    text = forms[rng.randrange(len(forms))]()
     return text[0].upper() + text[1:]
 
 
