@@ -20,6 +20,8 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
+from crn_lightning.data.offline import CONFIG_FIELDS as OFFLINE_CONFIG_FIELDS
+from crn_lightning.data.offline import OfflineCorpusSpec
 from crn_lightning.errors import ConfigError
 
 
@@ -74,6 +76,17 @@ EmbeddedConfig = make_dataclass(
 )
 
 
+# The offline corpus's settable fields (data.offline.*) with the builder's defaults.
+OfflineConfig = make_dataclass(
+    "OfflineConfig",
+    [
+        (f.name, f.type, field(default=f.default))
+        for f in fields(OfflineCorpusSpec)
+        if f.name in OFFLINE_CONFIG_FIELDS
+    ],
+)
+
+
 @dataclass
 class SplitConfig:
     train: int = MISSING
@@ -90,6 +103,10 @@ class ArcticDemandConfig:
     corpus: str = MISSING
     embedded_dir: str = MISSING
     embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    offline_dir: str = MISSING
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
+    offline_speakers: list[str] | None = MISSING
+    offline_environments: list[str] | None = MISSING
     speakers: list[str] = MISSING
     environments: list[str] = MISSING
     noise_channel: int = MISSING
