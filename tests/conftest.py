@@ -95,6 +95,20 @@ def tiny_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("tiny_cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_real_apt_get(tmp_path_factory: pytest.TempPathFactory):
+    """The suite never downloads real packages: an apt-get that refuses comes first on PATH
+    (for subprocesses too), so a run that would build the real offline corpus fails (explicit
+    data.corpus=offline) or falls back to the embedded corpus (auto) at once."""
+    bin_dir = tmp_path_factory.mktemp("refusing-apt-get")
+    script = bin_dir / "apt-get"
+    script.write_text("#!/bin/sh\necho 'E: apt-get is disabled in the test suite' >&2\nexit 100\n")
+    script.chmod(0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        yield
+
+
 @pytest.fixture
 def fake_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fake apt-get first on PATH (also for subprocesses) serving the .debs put into the

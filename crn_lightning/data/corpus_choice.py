@@ -18,7 +18,6 @@ from crn_lightning.errors import ConfigError, UserError
 log = logging.getLogger(__name__)
 
 CORPUS_KINDS = ("auto", "real", "offline", "embedded")
-_KINDS_TEXT = "auto, real, offline or embedded"
 _RULE = "!" * 78
 
 
@@ -58,8 +57,7 @@ def choose_corpus(
     (generated or verified in ``generated.embedded_dir``) or ``auto``: real when present, else
     offline, else (no usable apt-get) embedded, with a banner in the log.
     """
-    if corpus not in CORPUS_KINDS:
-        raise ConfigError(f"data.corpus must be {_KINDS_TEXT}, got {corpus!r}")
+    check_corpus_kind(corpus)
     real = arctic_present(arctic_root, speakers) and demand_present(
         demand_root, environments, noise_channel
     )
@@ -100,6 +98,11 @@ def choose_corpus(
             list(environments),
         )
     return _offline(offline, generated)
+
+
+def check_corpus_kind(corpus: str) -> None:
+    if corpus not in CORPUS_KINDS:
+        raise ConfigError(f"data.corpus must be auto, real, offline or embedded, got {corpus!r}")
 
 
 def _folder(folder: Path | None, key: str, corpus: str) -> Path:

@@ -25,9 +25,9 @@ from crn_lightning.data.corpora import (
     find_demand,
 )
 from crn_lightning.data.corpus_choice import (
-    CORPUS_KINDS,
     CorpusRoots,
     GeneratedCorpora,
+    check_corpus_kind,
     choose_corpus,
     describe_sources,
 )
@@ -144,10 +144,7 @@ class ArcticDemandDataModule(L.LightningDataModule):
 
     def _check_settings(self) -> None:
         """Refuse values that cannot work, naming the key, before any file is read."""
-        if self.corpus not in CORPUS_KINDS:
-            raise ConfigError(
-                f"data.corpus must be auto, real, offline or embedded, got {self.corpus!r}"
-            )
+        check_corpus_kind(self.corpus)
         check_split_settings(self.split, self.split_by, self.val_speakers, self.test_speakers)
         check_noise_settings(self.noise_split, self.max_silent_noise_fraction)
         if not self.snr_db:
