@@ -19,6 +19,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
+from crn_lightning.data.offline import CONFIG_FIELDS as OFFLINE_CONFIG_FIELDS
+from crn_lightning.data.offline import OfflineCorpusSpec
 from crn_lightning.errors import ConfigError
 from crn_lightning.runs import register_resolvers
 
@@ -106,6 +108,17 @@ EmbeddedConfig = make_dataclass(
 )
 
 
+# The offline corpus's settable fields (data.offline.*) with the builder's defaults.
+OfflineConfig = make_dataclass(
+    "OfflineConfig",
+    [
+        (f.name, f.type, field(default=f.default))
+        for f in fields(OfflineCorpusSpec)
+        if f.name in OFFLINE_CONFIG_FIELDS
+    ],
+)
+
+
 @dataclass
 class SplitConfig:
     train: int = MISSING
@@ -122,6 +135,10 @@ class ArcticDemandConfig:
     corpus: str = MISSING
     embedded_dir: str = MISSING
     embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    offline_dir: str = MISSING
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
+    offline_speakers: list[str] | None = MISSING
+    offline_environments: list[str] | None = MISSING
     speakers: list[str] = MISSING
     environments: list[str] = MISSING
     noise_channel: int = MISSING

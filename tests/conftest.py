@@ -1,9 +1,11 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_debs import install_fake_apt_get
 from omegaconf import DictConfig
 
 from crn_lightning.audio import write_audio
@@ -15,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # a tiny CRN, 2 epochs of 2 steps (the CLI and notebook tests share it).
 TINY = [
     "experiment=quickstart",
+    "data.corpus=embedded",  # explicit: auto could start a real build of the offline corpus
     "data.embedded.utterances_per_speaker=5",
     "data.embedded.noise_seconds=12",
     "data.split.train=4",
@@ -112,3 +115,29 @@ def tiny_cache(tmp_path_factory) -> Path:
     """One corpus cache for every TINY run of the session: the embedded corpus is generated
     once (about 10 s of eSpeak) and verified by the runs after."""
     return tmp_path_factory.mktemp("tiny_cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_real_apt_get(tmp_path_factory: pytest.TempPathFactory):
+    """The suite never downloads real packages: an apt-get that refuses comes first on PATH
+    (for subprocesses too), so a run that would build the real offline corpus fails (explicit
+    data.corpus=offline) or falls back to the embedded corpus (auto) at once."""
+    bin_dir = tmp_path_factory.mktemp("refusing-apt-get")
+    script = bin_dir / "apt-get"
+    script.write_text("#!/bin/sh\necho 'E: apt-get is disabled in the test suite' >&2\nexit 100\n")
+    script.chmod(0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        yield
+
+
+@pytest.fixture
+def fake_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake apt-get first on PATH (also for subprocesses) serving the .debs put into the
+    folder it returns; see tests/fake_debs.py."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    bin_dir = tmp_path / "bin"
+    install_fake_apt_get(bin_dir, repo)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return repo

@@ -133,7 +133,7 @@ def test_an_utterance_shorter_than_the_clip_is_zero_padded(tiny_corpora):
         ({"batch_size": 0}, "data.batch_size must be at least 1"),
         ({"snr_db": []}, "data.snr_db is empty"),
         ({"split": {"train": 6, "val": 3}}, "data.split must give train, val and test"),
-        ({"corpus": "rael"}, "data.corpus must be auto, real or embedded"),
+        ({"corpus": "rael"}, "data.corpus must be auto, real, offline or embedded"),
         ({"noise_split": [0.5, 0.5, 0.5]}, "data.noise_split must be 3 fractions summing to 1"),
     ],
 )

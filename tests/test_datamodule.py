@@ -16,6 +16,8 @@ from crn_lightning.data import datamodule as dm
 from crn_lightning.data import mixtures, samplers
 from crn_lightning.data.corpora import CorpusError
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
+from crn_lightning.data.offline import CONFIG_FIELDS as OFFLINE_CONFIG_FIELDS
+from crn_lightning.data.offline import OfflineCorpusSpec
 from crn_lightning.mixing import snr_db
 from crn_lightning.stft import STFT
 
@@ -185,11 +187,13 @@ def test_constructor_defaults_are_the_shipped_config(tmp_path):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         data = compose("config").data
     defaults = inspect.signature(dm.ArcticDemandDataModule.__init__).parameters
-    interpolated = {"arctic_root", "demand_root", "embedded_dir", "seed"}
+    interpolated = {"arctic_root", "demand_root", "embedded_dir", "offline_dir", "seed"}
     assert {k for k in data if OmegaConf.is_interpolation(data, k)} == interpolated
     assert data.embedded == dataclasses.asdict(EmbeddedCorpusSpec())
+    offline = OfflineCorpusSpec()
+    assert data.offline == {key: getattr(offline, key) for key in OFFLINE_CONFIG_FIELDS}
     for key, value in data.items():
-        if key in interpolated | {"_target_", "_convert_", "embedded"}:
+        if key in interpolated | {"_target_", "_convert_", "embedded", "offline"}:
             continue
         default = defaults[key].default
         default = list(default) if isinstance(default, tuple) else default

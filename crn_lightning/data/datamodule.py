@@ -24,7 +24,13 @@ from crn_lightning.data.corpora import (
     find_arctic,
     find_demand,
 )
-from crn_lightning.data.corpus_choice import CORPUS_KINDS, CorpusRoots, choose_corpus
+from crn_lightning.data.corpus_choice import (
+    CorpusRoots,
+    GeneratedCorpora,
+    check_corpus_kind,
+    choose_corpus,
+    describe_sources,
+)
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.data.grids import GridItem
 from crn_lightning.data.mixtures import TrainMixtures, grid_mixtures
@@ -34,6 +40,7 @@ from crn_lightning.data.noise import (
     load_noise_regions,
     silent_fractions,
 )
+from crn_lightning.data.offline import spec_from_config
 from crn_lightning.data.samplers import ShardedSampler
 from crn_lightning.data.utterances import LoadedUtterance, load_utterances
 from crn_lightning.errors import ConfigError
@@ -49,8 +56,12 @@ class ArcticDemandDataModule(L.LightningDataModule):
 
     Training draws fresh mixtures every epoch; validation and test are fixed, seeded grids.
     Each noise recording is split by time into train/val/test regions so evaluation never
-    hears noise used in training. ``corpus``: ``real`` (error if absent), ``embedded`` (the
-    generated stand-in corpus), or ``auto`` (real when present, else embedded, said loudly).
+    hears noise used in training. ``corpus``: ``real`` (error if absent), ``offline`` (real
+    recordings from Debian packages, built once in ``offline_dir``), ``embedded`` (the
+    generated eSpeak stand-in), or ``auto`` (real when present, else offline, else embedded,
+    said loudly). The offline and embedded corpora bring their own speakers; the offline one
+    also its own environments, so after ``prepare_data``/``setup`` ``environments`` holds the
+    environments actually mixed.
     The STFT runs on the batch's device in ``on_after_batch_transfer``. The defaults here are
     those of ``conf/data/arctic_demand.yaml``, which documents each key.
     """
@@ -63,6 +74,10 @@ class ArcticDemandDataModule(L.LightningDataModule):
         corpus: str = "auto",
         embedded_dir: str | None = None,
         embedded: Mapping[str, Any] | None = None,
+        offline_dir: str | None = None,
+        offline: Mapping[str, Any] | None = None,
+        offline_speakers: Sequence[str] | None = None,
+        offline_environments: Sequence[str] | None = None,
         speakers: Sequence[str] = ("bdl", "slt"),
         environments: Sequence[str] = ("PRESTO", "DLIVING", "DWASHING", "NFIELD", "NPARK"),
         noise_channel: int = 1,
@@ -92,8 +107,16 @@ class ArcticDemandDataModule(L.LightningDataModule):
         self.stft = stft
         self.arctic_root, self.demand_root = Path(arctic_root), Path(demand_root)
         self.corpus = corpus
-        self.embedded_dir = None if embedded_dir is None else Path(embedded_dir)
-        self.embedded_spec = EmbeddedCorpusSpec(**dict(embedded or {}))
+        self.generated = GeneratedCorpora(
+            embedded_dir=None if embedded_dir is None else Path(embedded_dir),
+            embedded_spec=EmbeddedCorpusSpec(**dict(embedded or {})),
+            offline_dir=None if offline_dir is None else Path(offline_dir),
+            offline_spec=spec_from_config(dict(offline or {})),
+            offline_speakers=None if offline_speakers is None else list(offline_speakers),
+            offline_environments=(
+                None if offline_environments is None else list(offline_environments)
+            ),
+        )
         self.speakers, self.environments = list(speakers), list(environments)
         self.noise_channel, self.max_utterance_seconds = noise_channel, max_utterance_seconds
         self.max_bad_utterances = max_bad_utterances
@@ -121,8 +144,7 @@ class ArcticDemandDataModule(L.LightningDataModule):
 
     def _check_settings(self) -> None:
         """Refuse values that cannot work, naming the key, before any file is read."""
-        if self.corpus not in CORPUS_KINDS:
-            raise ConfigError(f"data.corpus must be auto, real or embedded, got {self.corpus!r}")
+        check_corpus_kind(self.corpus)
         check_split_settings(self.split, self.split_by, self.val_speakers, self.test_speakers)
         check_noise_settings(self.noise_split, self.max_silent_noise_fraction)
         if not self.snr_db:
@@ -138,8 +160,8 @@ class ArcticDemandDataModule(L.LightningDataModule):
 
     # -- corpus --------------------------------------------------------------------------
     def _resolve_roots(self) -> CorpusRoots:
-        """The corpus this run uses; decided (and the embedded corpus generated or verified)
-        once per data module."""
+        """The corpus this run uses; decided (and a generated corpus built or verified) once
+        per data module."""
         if self._roots is None:
             self._roots = choose_corpus(
                 self.corpus,
@@ -148,13 +170,13 @@ class ArcticDemandDataModule(L.LightningDataModule):
                 self.speakers,
                 self.environments,
                 self.noise_channel,
-                self.embedded_dir,
-                self.embedded_spec,
+                self.generated,
             )
+            self.environments = list(self._roots.environments)
         return self._roots
 
     def prepare_data(self) -> None:
-        # Runs on one process: generates the embedded corpus once if it will be used.
+        # Runs on one process: builds a generated corpus once if it will be used.
         self._resolve_roots()
 
     def setup(self, stage: str | None = None) -> None:
@@ -162,7 +184,7 @@ class ArcticDemandDataModule(L.LightningDataModule):
             return
         roots = self._resolve_roots()
         files = find_arctic(roots.arctic_root, roots.speakers)
-        noise_files = find_demand(roots.demand_root, self.environments, self.noise_channel)
+        noise_files = find_demand(roots.demand_root, roots.environments, self.noise_channel)
         utterances, skipped = self._read_utterances(files, roots.speakers)
         noise = load_noise_regions(
             noise_files,
@@ -177,16 +199,20 @@ class ArcticDemandDataModule(L.LightningDataModule):
             "arctic_root": str(roots.arctic_root),
             "demand_root": str(roots.demand_root),
             "speakers": roots.speakers,
+            "sources": roots.sources,
         } | self._split_info(utterances, noise, redraws, skipped)
         log.info(
             "corpus: %s (ARCTIC %s, DEMAND %s); utterances %s; mixtures per epoch %s; "
-            "unusable files skipped: %d",
+            "unusable files skipped: %d%s",
             roots.kind,
             roots.arctic_root,
             roots.demand_root,
             self.corpus_info["utterances"],
             self.corpus_info["mixtures"],
             len(skipped),
+            f"\nits sources (Debian packages):\n{describe_sources(roots.sources)}"
+            if roots.sources
+            else "",
         )
 
     def _read_utterances(

@@ -73,22 +73,28 @@ of its 620 utterances are short enough, and cutting long ones at pauses is not i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import re
 import shutil
 import tempfile
 import time
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile
+import torch
 
 from crn_lightning.audio import AudioFileError, read_channels, resample
 from crn_lightning.data.builds import (
@@ -281,13 +287,20 @@ class OfflineCorpusSpec:
         if not self.noise:
             raise ConfigError("offline corpus: noise environments are empty")
         if not 0 < self.min_seconds < self.max_seconds:
-            raise ConfigError(f"offline corpus: need 0 < min_seconds < max_seconds, got {self}")
+            raise ConfigError(
+                "offline corpus: need 0 < min_seconds < max_seconds, got "
+                f"min_seconds={self.min_seconds}, max_seconds={self.max_seconds}"
+            )
         if self.noise_seconds <= 0 or self.crossfade_seconds < 0:
-            raise ConfigError("offline corpus: noise_seconds must be > 0, crossfade_seconds >= 0")
+            raise ConfigError(
+                "offline corpus: noise_seconds must be > 0 and crossfade_seconds >= 0, got "
+                f"{self.noise_seconds} and {self.crossfade_seconds}"
+            )
         if self.min_speaker_utterances < 1 or self.babble_talkers < 1 or self.seed < 0:
             raise ConfigError(
                 "offline corpus: min_speaker_utterances and babble_talkers must be >= 1 and "
-                f"seed >= 0, got {self}"
+                f"seed >= 0, got {self.min_speaker_utterances}, {self.babble_talkers} and "
+                f"{self.seed}"
             )
         names = [env.name for env in self.noise]
         if len(set(names)) != len(names):
@@ -317,6 +330,34 @@ class OfflineCorpusSpec:
         return list(dict.fromkeys(names))
 
 
+# The spec fields a run's config may change (``data.offline.<field>``); the package and file
+# lists stay in code: changing them means checking what the new packages hold.
+CONFIG_FIELDS = (
+    "min_seconds",
+    "max_seconds",
+    "min_dynamic_range_db",
+    "max_clipped_fraction",
+    "min_speaker_utterances",
+    "noise_seconds",
+    "babble_talkers",
+    "seed",
+)
+
+
+def spec_from_config(options: Mapping[str, Any]) -> OfflineCorpusSpec:
+    """The default spec with the ``data.offline`` settings in ``options`` applied."""
+    unknown = sorted(set(options) - set(CONFIG_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"data.offline: {unknown} cannot be set from the config (settable: "
+            f"{list(CONFIG_FIELDS)})"
+        )
+    try:
+        return dataclasses.replace(OfflineCorpusSpec(), **options)
+    except ConfigError as error:
+        raise ConfigError(f"data.offline: {error}") from error
+
+
 @dataclass(frozen=True)
 class OfflineCorpus:
     """Where a verified offline corpus lies, and what it was made from."""
@@ -330,9 +371,13 @@ class OfflineCorpus:
 
 
 def ensure_offline_corpus(
-    root: Path, spec: OfflineCorpusSpec = OfflineCorpusSpec()
+    root: Path, spec: OfflineCorpusSpec = OfflineCorpusSpec(), workers: int | None = None
 ) -> OfflineCorpus:
     """Return the offline corpus under ``root``, building it first if it is not valid there.
+
+    A build decodes and filters the files in ``workers`` processes (None: one per CPU core
+    this process may use; 1: in this process); the corpus is the same, byte for byte,
+    whatever their number.
 
     Raises :class:`~crn_lightning.data.packages.PackageManagerUnavailable` when a build is
     needed and apt-get cannot deliver a package (the caller's cue to fall back), and a
@@ -357,7 +402,7 @@ def ensure_offline_corpus(
                 root,
                 len(spec.packages()),
             )
-        _build(root, spec)
+        _build(root, spec, len(os.sched_getaffinity(0)) if workers is None else workers)
         problem = verify_manifest(root / MANIFEST_NAME, _recipe(spec))
         if problem is not None:
             raise RuntimeError(
@@ -392,15 +437,50 @@ def _rng(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
 
 
-def _build(root: Path, spec: OfflineCorpusSpec) -> None:
+def _build(root: Path, spec: OfflineCorpusSpec, workers: int) -> None:
     refuse_foreign_folders(root, _TOP_FOLDERS, _MARKER_NAME, "offline corpus builder")
     for stale in root.glob(f"{_BUILD_PREFIX}*"):  # left by an interrupted build
         shutil.rmtree(stale, ignore_errors=True)
     build = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=root))
     try:
-        install_build(root, build, _TOP_FOLDERS, MANIFEST_NAME, _generate(build, spec))
+        with _file_mapper(workers) as mapper:
+            manifest = _generate(build, spec, mapper)
+        install_build(root, build, _TOP_FOLDERS, MANIFEST_NAME, manifest)
     finally:
         shutil.rmtree(build, ignore_errors=True)
+
+
+# What runs a function over many files: the built-in map, or a process pool's (in order).
+FileMapper = Callable[[Callable[[str], Any], Sequence[str]], Iterable[Any]]
+
+
+@contextmanager
+def _file_mapper(workers: int) -> Iterator[FileMapper]:
+    """Decoding, filtering and resampling file after file is the build's CPU time: spread over
+    ``workers`` processes. Torch runs one thread per process: the resampler's convolutions
+    are tiny, and on a busy machine its thread pool's waiting cost 20x their work."""
+    if workers <= 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield lambda function, items: map(function, items)
+        finally:
+            torch.set_num_threads(threads)
+        return
+    # fork: workers start at once and need not import anything (spawn would re-run the
+    # caller's main module in each). With fork all of them are started here, before the build
+    # starts its helper threads, as DataLoader workers are forked before they are used.
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(workers, context, initializer=torch.set_num_threads, initargs=(1,))
+    with pool:
+        pool.submit(int).result()  # launches every worker process now
+
+        def pool_map(function: Callable[[str], Any], items: Sequence[str]) -> Iterable[Any]:
+            # Chunks: one round trip per ~50 files, yet enough of them to keep all workers busy.
+            chunk = max(1, min(50, len(items) // (4 * workers)))
+            return pool.map(function, items, chunksize=chunk)
+
+        yield pool_map
 
 
 # -- measuring audio ------------------------------------------------------------------------
@@ -477,10 +557,12 @@ def _write_speech(
     source: SpeechSource,
     spec: OfflineCorpusSpec,
     seen: set[str],
+    mapper: FileMapper,
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
     """Write the clean clips of ``source`` under ``build/cmu_arctic``, one folder per speaker;
     return the utterance records and the counts of every filter's verdicts. ``seen`` holds the
-    content hashes of the files already looked at (from any source)."""
+    content hashes of the files already looked at (from any source); ``mapper`` runs the
+    per-file work."""
     voice_regex = re.compile(source.voice_regex)
     records: dict[str, list[dict[str, Any]]] = defaultdict(list)
     counts: Counter[str] = Counter()
@@ -490,27 +572,31 @@ def _write_speech(
             f"package {package.name} {package.version}: no file matches {source.pattern!r} "
             f"(speech source {source.tag}); the package's layout has changed"
         )
+    voiced: list[tuple[str, str]] = []  # (path relative to the package, voice)
     for path in files:
         relative = path.relative_to(package.root).as_posix()
         match = voice_regex.search(relative)
         if match is None:
             counts["other voice"] += 1
+        else:
+            voiced.append((relative, match.group("voice") or source.default_voice))
+    assessed = mapper(
+        functools.partial(_assess_speech_file, spec=spec),
+        [str(package.root / relative) for relative, _ in voiced],
+    )
+    # In file order, whatever the workers' timing: the same duplicates, names and files.
+    for (relative, voice), (digest, verdict, clip) in zip(voiced, assessed, strict=True):
+        if digest is None:
+            counts[verdict] += 1
             continue
-        read = _read(path)
-        if read is None:
-            counts["unreadable"] += 1
-            continue
-        channels, rate = read
-        digest = _content_hash(channels)
         if digest in seen:
             counts["duplicate"] += 1
             continue
         seen.add(digest)
-        clip, verdict = assess_speech(channels, rate, spec)
         counts[verdict] += 1
         if clip is None:
             continue
-        speaker = f"{source.tag}_{match.group('voice') or source.default_voice}"
+        speaker = f"{source.tag}_{voice}"
         folder = _speaker_folder(build, speaker)
         folder.mkdir(parents=True, exist_ok=True)
         out = folder / f"utt_{len(records[speaker]):05d}.wav"
@@ -534,6 +620,19 @@ def _write_speech(
         else:
             kept += items
     return kept, counts
+
+
+def _assess_speech_file(
+    path: str, spec: OfflineCorpusSpec
+) -> tuple[str | None, str, np.ndarray | None]:
+    """One speech file's (content hash, verdict, clean clip); the hash is None when the file
+    cannot be read. Runs in a worker process."""
+    read = _read(Path(path))
+    if read is None:
+        return None, "unreadable", None
+    channels, rate = read
+    clip, verdict = assess_speech(channels, rate, spec)
+    return _content_hash(channels), verdict, clip
 
 
 def _speaker_folder(build: Path, speaker: str) -> Path:
@@ -614,7 +713,12 @@ def _typing(
 
 
 def _layer_pieces(
-    method: str, package: FetchedPackage, part: NoisePart, spec: OfflineCorpusSpec, key: str
+    method: str,
+    package: FetchedPackage,
+    part: NoisePart,
+    spec: OfflineCorpusSpec,
+    key: str,
+    mapper: FileMapper,
 ) -> tuple[list[np.ndarray], int]:
     """The 16 kHz pieces a layer's ``method`` arranges, from one part; and how many distinct
     files they came from."""
@@ -626,22 +730,37 @@ def _layer_pieces(
         )
     pieces: list[np.ndarray] = []
     seen: set[str] = set()
-    for path in files:  # one file at a time: decoded, they would take GBs
-        read = _read(path)
-        if read is None or (digest := _content_hash(read[0])) in seen:
+    # Each worker decodes one file at a time and sends back only its pieces (all of a
+    # package's files decoded at once would take GBs).
+    found = mapper(
+        functools.partial(_noise_file_pieces, method=method, spec=spec), [str(f) for f in files]
+    )
+    for digest, file_pieces in found:
+        if digest is None or digest in seen:
             continue
         seen.add(digest)
-        channels, rate = read
-        if method == "typing":
-            # Clicks are kept whole and at their own levels: their loudness varies like keys'.
-            pieces.append(resample(channels.mean(axis=0), rate, spec.sample_rate))
-        elif method == "concatenate":
-            pieces += _noise_segments(channels, rate, spec)
-        else:  # babble: clean utterances of any length, levelled
-            clip, _ = assess_speech(channels, rate, dataclasses.replace(spec, max_seconds=60.0))
-            if clip is not None:
-                pieces.append(_level(clip))
+        pieces += file_pieces
     return pieces, len(seen)
+
+
+def _noise_file_pieces(
+    path: str, method: str, spec: OfflineCorpusSpec
+) -> tuple[str | None, list[np.ndarray]]:
+    """One noise file's content hash (None: unreadable) and the pieces ``method`` takes from
+    it. Runs in a worker process."""
+    read = _read(Path(path))
+    if read is None:
+        return None, []
+    channels, rate = read
+    if method == "typing":
+        # Clicks are kept whole and at their own levels: their loudness varies like keys'.
+        pieces = [resample(channels.mean(axis=0), rate, spec.sample_rate)]
+    elif method == "concatenate":
+        pieces = _noise_segments(channels, rate, spec)
+    else:  # babble: clean utterances of any length, levelled
+        clip, _ = assess_speech(channels, rate, dataclasses.replace(spec, max_seconds=60.0))
+        pieces = [] if clip is None else [_level(clip)]
+    return _content_hash(channels), pieces
 
 
 def _render_layer(
@@ -703,54 +822,101 @@ def _licenses(package: FetchedPackage, build: Path) -> list[str]:
     return list(dict.fromkeys(names)) or [f"see licenses/{package.name}.copyright"]
 
 
-def _generate(build: Path, spec: OfflineCorpusSpec) -> dict[str, Any]:
+def _generate(build: Path, spec: OfflineCorpusSpec, mapper: FileMapper) -> dict[str, Any]:
     """Fetch each package, take what the spec wants from it, write the corpus under ``build``
     and return the manifest describing it."""
     for name in _TOP_FOLDERS:
         (build / name).mkdir()
         (build / name / _MARKER_NAME).write_text("built by crn_lightning.data.offline\n")
     work = build / "packages"
-    seen: set[str] = set()
-    sources, utterances = [], []
-    pieces: dict[tuple[str, int], list[np.ndarray]] = defaultdict(list)
-    noise_files: Counter[tuple[str, int]] = Counter()
-    for name in spec.packages():
-        started = time.perf_counter()
-        package = fetch_package(name, work)
-        source: dict[str, Any] = {
-            "package": package.name,
-            "version": package.version,
-            "deb_sha256": package.deb_sha256,
-            "deb_bytes": package.deb_bytes,
-            "licenses": _licenses(package, build),
-            "speech": {},
-            "noise": [],
+    gathered, sources = _Gathered(), []
+    names = spec.packages()
+    # The next package downloads and unpacks (network, dpkg-deb) while this one is worked on;
+    # a used package's files are deleted in the background.
+    with ThreadPoolExecutor(1) as fetcher, ThreadPoolExecutor(1) as cleaner:
+        upcoming = fetcher.submit(fetch_package, names[0], work / names[0])
+        for position, name in enumerate(names):
+            started = time.perf_counter()
+            package = upcoming.result()
+            waited = time.perf_counter() - started
+            if position + 1 < len(names):
+                following = names[position + 1]
+                upcoming = fetcher.submit(fetch_package, following, work / following)
+            sources.append(_use_package(package, build, spec, mapper, gathered))
+            cleaner.submit(shutil.rmtree, work / name)
+            LOGGER.info(
+                "package %s %s used in %.1f s (of which %.1f s waiting for its download)",
+                package.name,
+                package.version,
+                time.perf_counter() - started,
+                waited,
+            )
+    return _finish(build, spec, sources, gathered)
+
+
+@dataclass
+class _Gathered:
+    """What the packages used so far have given."""
+
+    seen: set[str] = field(default_factory=set)  # content hashes of the speech files read
+    utterances: list[dict[str, Any]] = field(default_factory=list)
+    # The noise pieces and distinct files of each (environment, layer index).
+    pieces: dict[tuple[str, int], list[np.ndarray]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    noise_files: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+
+def _use_package(
+    package: FetchedPackage,
+    build: Path,
+    spec: OfflineCorpusSpec,
+    mapper: FileMapper,
+    gathered: _Gathered,
+) -> dict[str, Any]:
+    """Write ``package``'s speech, add its noise pieces to ``gathered`` and return its
+    manifest record."""
+    name = package.name
+    source: dict[str, Any] = {
+        "package": package.name,
+        "version": package.version,
+        "deb_sha256": package.deb_sha256,
+        "deb_bytes": package.deb_bytes,
+        "licenses": _licenses(package, build),
+        "speech": {},
+        "noise": [],
+    }
+    for speech in (s for s in spec.speech if s.package == name):
+        records, counts = _write_speech(build, package, speech, spec, gathered.seen, mapper)
+        gathered.utterances += records
+        source["speech"][speech.tag] = {
+            "filters": dict(sorted(counts.items())),
+            "files_kept": len(records),
+            "minutes": round(sum(r["seconds"] for r in records) / 60.0, 2),
+            "speakers": sorted({r["speaker"] for r in records}),
         }
-        for speech in (s for s in spec.speech if s.package == name):
-            records, counts = _write_speech(build, package, speech, spec, seen)
-            utterances += records
-            source["speech"][speech.tag] = {
-                "filters": dict(sorted(counts.items())),
-                "files_kept": len(records),
-                "minutes": round(sum(r["seconds"] for r in records) / 60.0, 2),
-                "speakers": sorted({r["speaker"] for r in records}),
-            }
-        for env in spec.noise:
-            for index, layer in enumerate(env.layers):
-                for part in (p for p in layer.parts if p.package == name):
-                    found, files = _layer_pieces(layer.method, package, part, spec, env.name)
-                    pieces[env.name, index] += found
-                    noise_files[env.name, index] += files
-                    if env.name not in source["noise"]:
-                        source["noise"].append(env.name)
-        sources.append(source)
-        shutil.rmtree(work)  # the package has given what it has: free its disk space now
-        LOGGER.info(
-            "package %s %s used in %.1f s",
-            package.name,
-            package.version,
-            time.perf_counter() - started,
-        )
+    # A part used by several layers (lincity's sounds: CITY, KEYBOARD) is decoded once.
+    decoded: dict[tuple[str, NoisePart], tuple[list[np.ndarray], int]] = {}
+    for env in spec.noise:
+        for index, layer in enumerate(env.layers):
+            for part in (p for p in layer.parts if p.package == name):
+                if (layer.method, part) not in decoded:
+                    decoded[layer.method, part] = _layer_pieces(
+                        layer.method, package, part, spec, env.name, mapper
+                    )
+                found, files = decoded[layer.method, part]
+                gathered.pieces[env.name, index] += found
+                gathered.noise_files[env.name, index] += files
+                if env.name not in source["noise"]:
+                    source["noise"].append(env.name)
+    return source
+
+
+def _finish(
+    build: Path, spec: OfflineCorpusSpec, sources: list[dict[str, Any]], gathered: _Gathered
+) -> dict[str, Any]:
+    """Render the noise environments from their pieces and return the manifest."""
+    utterances, pieces, noise_files = gathered.utterances, gathered.pieces, gathered.noise_files
     speakers = sorted({r["speaker"] for r in utterances})
     if not speakers:
         raise OfflineCorpusError("no speaker kept enough clean utterances; see the filter counts")
