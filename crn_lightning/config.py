@@ -65,6 +65,59 @@ class CRNConfig:
     lstm_hidden: int | None = MISSING
     lstm_layers: int = MISSING
     output: str = MISSING
+    input_channels: int | None = MISSING
+    mask_bound: float = MISSING
+
+
+# -- the training objectives (conf/loss/, crn_lightning.losses) ------------------------------
+@dataclass
+class MSELossConfig:
+    _target_: str = "crn_lightning.losses.CompressedMagnitudeMSE"
+
+
+@dataclass
+class CompressedLossConfig:
+    _target_: str = "crn_lightning.losses.CompressedSpectrumLoss"
+    exponent: float = MISSING
+    complex_weight: float = MISSING
+
+
+@dataclass
+class SISDRLossConfig:
+    _target_: str = "crn_lightning.losses.NegativeSISDR"
+
+
+@dataclass
+class MultiResolutionSTFTLossConfig:
+    _target_: str = "crn_lightning.losses.MultiResolutionSTFTLoss"
+    _convert_: str = "all"
+    fft_sizes: list[int] = MISSING
+    hop_sizes: list[int] = MISSING
+    win_lengths: list[int] = MISSING
+    sc_weight: float = MISSING
+    mag_weight: float = MISSING
+
+
+@dataclass
+class WeightedTermConfig:
+    weight: float = MISSING
+    loss: Any = MISSING  # a loss node with its _target_
+
+
+@dataclass
+class ComboLossConfig:
+    _target_: str = "crn_lightning.losses.WeightedSum"
+    _convert_: str = "all"
+    terms: list[WeightedTermConfig] = MISSING
+
+
+LOSS_SCHEMAS = {
+    "mse": MSELossConfig,
+    "compressed": CompressedLossConfig,
+    "si_sdr": SISDRLossConfig,
+    "multires_stft": MultiResolutionSTFTLossConfig,
+    "combo": ComboLossConfig,
+}
 
 
 # The generator's own fields and defaults (an unfrozen copy: OmegaConf makes frozen read-only).
@@ -140,18 +193,19 @@ class TrainConfig:
     data: Any = MISSING
     stft: Any = MISSING
     model: Any = MISSING
+    loss: Any = MISSING
     trainer: Any = MISSING
 
 
 def check_keys(cfg: Any) -> None:
     """Reject keys forced into a node with ``+key=...``, which Hydra lets through a schema."""
-    known_targets = {
-        s._target_: s for s in (ArcticDemandConfig, STFTConfig, CRNConfig, TrainerConfig)
-    }
+    schemas = (ArcticDemandConfig, STFTConfig, CRNConfig, TrainerConfig, *LOSS_SCHEMAS.values())
+    known_targets = {s._target_: s for s in schemas}
     nodes = {"": TrainConfig, "paths": PathsConfig, "module": ModuleConfig}
     nodes |= {"checkpoint": CheckpointConfig}
     nodes |= {
-        k: known_targets.get(cfg[k].get("_target_")) for k in ("data", "stft", "model", "trainer")
+        k: known_targets.get(cfg[k].get("_target_"))
+        for k in ("data", "stft", "model", "loss", "trainer")
     }
     unknown = [
         f"{group}.{key}".lstrip(".")
@@ -218,4 +272,6 @@ def register_configs() -> None:
     store.store(group="data", name="arctic_demand_schema", node=ArcticDemandConfig)
     store.store(group="stft", name="stft_schema", node=STFTConfig)
     store.store(group="model", name="crn_schema", node=CRNConfig)
+    for name, schema in LOSS_SCHEMAS.items():
+        store.store(group="loss", name=f"{name}_schema", node=schema)
     store.store(group="trainer", name="trainer_schema", node=TrainerConfig)

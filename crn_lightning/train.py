@@ -134,8 +134,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     # What composes this config: resume= starts from them (see resumed_config).
     resolved["overrides"] = overrides
+    loss = instantiate(cfg.loss)  # the training objective (conf/loss/)
     module = EnhancementModule(
-        model, stft, sample_rate=cfg.data.sample_rate, config=resolved, **cfg.module
+        model, stft, sample_rate=cfg.data.sample_rate, config=resolved, loss=loss, **cfg.module
     )
     parameters = model.num_parameters()
     log.info("CRN: %s parameters; frequency sizes %s", f"{parameters:,}", model.freq_sizes)
