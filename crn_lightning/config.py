@@ -149,9 +149,15 @@ class ArcticDemandConfig:
     max_utterance_seconds: float = MISSING
     max_bad_utterances: int = MISSING
     split: SplitConfig = field(default_factory=SplitConfig)
+    split_by: str = MISSING
+    val_speakers: list[str] | None = MISSING
+    test_speakers: list[str] | None = MISSING
     noise_split: list[float] = MISSING
+    max_silent_noise_fraction: float = MISSING
     snr_db: list[float] = MISSING
     test_snr_db: list[float] | None = MISSING
+    train_snr_range_db: list[float] | None = MISSING
+    augment: dict[str, Any] = MISSING
     sample_rate: int = MISSING
     clip_seconds: float = MISSING
     train_clip_seconds: float | None = MISSING

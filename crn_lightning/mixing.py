@@ -20,6 +20,26 @@ def rms(signal: np.ndarray) -> float:
     return float(np.sqrt(np.dot(signal, signal) / max(len(signal), 1)))
 
 
+def is_silent(signal: np.ndarray) -> bool:
+    """Whether ``signal`` is too quiet to be scaled to any SNR (the test ``mix_at_snr`` applies)."""
+    return rms(signal) < SILENCE_RMS
+
+
+def silent_window_fraction(signal: np.ndarray, length: int) -> float:
+    """The fraction of the ``len(signal) - length + 1`` windows of ``length`` samples whose RMS
+    is below ``SILENCE_RMS``, from one cumulative sum of squares (O(n), not O(n·length)).
+
+    A window of exact zeros is found exactly (adding 0.0 leaves the running sum unchanged);
+    one with tiny non-zero samples is judged to float64 rounding of that sum.
+    """
+    windows = len(signal) - length + 1
+    if length < 1 or windows < 1:
+        raise ValueError(f"no window of {length} samples in a signal of {len(signal)}")
+    energy = np.concatenate([[0.0], np.cumsum(np.square(signal, dtype=np.float64))])
+    window_energy = energy[length:] - energy[:windows]
+    return float(np.count_nonzero(window_energy < length * SILENCE_RMS**2)) / windows
+
+
 def snr_db(speech: np.ndarray, noise: np.ndarray) -> float:
     """SNR in dB of ``speech`` against ``noise`` by RMS: 20·log10(rms(speech) / rms(noise))."""
     return 20.0 * float(np.log10(rms(speech) / rms(noise)))

@@ -1,14 +1,26 @@
+import dataclasses
+import inspect
+from collections.abc import Mapping
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+from crn_lightning import augment
 from crn_lightning.audio import read_audio
+from crn_lightning.config import register_configs
 from crn_lightning.data import datamodule as dm
+from crn_lightning.data import mixtures, samplers
 from crn_lightning.data.corpora import CorpusError
+from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.mixing import snr_db
 from crn_lightning.stft import STFT
 
 SR = 16000
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def make(arctic, demand, **overrides):
@@ -106,8 +118,8 @@ def test_stft_features_after_transfer(tiny_corpora):
 def test_shards_cover_each_item_exactly_once(monkeypatch):
     shards = []
     for rank in range(3):
-        monkeypatch.setattr(dm, "_distributed_rank_world", lambda rank=rank: (rank, 3))
-        sampler = dm.ShardSampler(10)
+        monkeypatch.setattr(samplers, "distributed_rank_world", lambda rank=rank: (rank, 3))
+        sampler = samplers.ShardedSampler(10)
         shards.append(list(sampler))
         assert len(sampler) == len(shards[-1])
     assert sorted(sum(shards, [])) == list(range(10))
@@ -136,3 +148,65 @@ def test_noise_shorter_than_a_clip_names_the_file(tiny_corpora):
 def test_invalid_values_name_the_key(tiny_corpora, overrides, key):
     with pytest.raises(ValueError, match=key):
         make(*tiny_corpora, **overrides)
+
+
+def test_train_snr_range_draws_continuous_snrs_for_training_only(tiny_corpora):
+    data = make(*tiny_corpora, train_snr_range_db=[-5, 5], epoch_length=40)
+    train = data.datasets["train"]
+    snrs = [float(train[i]["snr_db"]) for i in range(40)]
+    assert all(-5 <= s <= 5 for s in snrs) and len(set(snrs)) == 40
+    item = train[7]
+    measured = snr_db(item["clean"].numpy(), (item["noisy"] - item["clean"]).numpy())
+    assert abs(measured - float(item["snr_db"])) < 0.01
+    assert {i.snr_db for i in data.datasets["val"].items} == {0.0, 10.0}
+    assert data.corpus_info["train_snr_range_db"] == [-5.0, 5.0]
+    assert data.corpus_info["snr_db"]["train"] is None
+    assert snrs == [float(s["snr_db"]) for s in map(train.__getitem__, range(40))]
+
+
+@pytest.mark.parametrize("bad", [[5, -5], [0, 5, 10], [3]])
+def test_a_bad_train_snr_range_names_the_key(tiny_corpora, bad):
+    with pytest.raises(ValueError, match=r"data.train_snr_range_db must be null or \[low, high\]"):
+        make(*tiny_corpora, train_snr_range_db=bad)
+
+
+def test_training_pairs_go_through_augment_training_pair(tiny_corpora, monkeypatch):
+    train = make(*tiny_corpora, train_clip_seconds=0.5).datasets["train"]
+    plain = [train[i] for i in range(4)]  # mixed before the patch below
+    calls = []
+
+    def halve_the_noisy(clean, noise, snr, rng, sample_rate, **options):
+        calls.append((len(clean), len(noise), snr, sample_rate, options))
+        noisy, target = augment.augment_training_pair(clean, noise, snr, rng, sample_rate)
+        return noisy * 0.5, target
+
+    monkeypatch.setattr(mixtures, "augment_training_pair", halve_the_noisy)
+    options = {"gain_dbfs": [-30, -20], "reverb_probability": 0.5}
+    data = make(*tiny_corpora, train_clip_seconds=0.5, augment=options)
+    assert calls[0] == (SR // 2, SR // 2, float(plain[0]["snr_db"]), SR, options)
+    item = data.datasets["train"][3]
+    assert torch.equal(item["noisy"], plain[3]["noisy"] * 0.5)
+    assert torch.equal(item["clean"], plain[3]["clean"])
+    # Validation and test grids are never augmented.
+    calls.clear()
+    data.datasets["val"][0]
+    assert calls == []
+
+
+def test_constructor_defaults_are_the_shipped_config(tmp_path):
+    """One set of defaults: conf/data/arctic_demand.yaml says what the constructor does; keys
+    taken from the top-level config (paths, seed) are interpolations there."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        data = compose("config").data
+    defaults = inspect.signature(dm.ArcticDemandDataModule.__init__).parameters
+    interpolated = {"arctic_root", "demand_root", "embedded_dir", "seed"}
+    assert {k for k in data if OmegaConf.is_interpolation(data, k)} == interpolated
+    assert data.embedded == dataclasses.asdict(EmbeddedCorpusSpec())
+    for key, value in data.items():
+        if key in interpolated | {"_target_", "_convert_", "embedded"}:
+            continue
+        default = defaults[key].default
+        default = list(default) if isinstance(default, tuple) else default
+        default = dict(default) if isinstance(default, Mapping) else default
+        assert value == default, key

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from crn_lightning.mixing import mix_at_snr, prevent_clipping, rms, snr_db
+from crn_lightning.mixing import (
+    is_silent,
+    mix_at_snr,
+    prevent_clipping,
+    rms,
+    silent_window_fraction,
+    snr_db,
+)
 
 
 @pytest.mark.parametrize("target", [-5.0, 0.0, 15.0, 20.0, 25.0])
@@ -41,3 +48,18 @@ def test_prevent_clipping_scales_everything_together_and_keeps_snr():
     assert snr_db(out_speech, out_noise) == pytest.approx(5.0, abs=1e-4)
     quiet = mixture * 0.01
     assert prevent_clipping(quiet)[0] is quiet
+
+
+def test_silent_window_fraction_matches_the_rms_of_every_window():
+    rng = np.random.default_rng(3)
+    signal = (0.1 * rng.standard_normal(3000)).astype(np.float32)
+    signal[500:1400] = 0.0  # digital silence
+    signal[2000:2600] = 0.0
+    signal[2100] = 1e-12  # far below SILENCE_RMS over a window: still silent
+    length = 200
+    brute = [is_silent(signal[o : o + length]) for o in range(len(signal) - length + 1)]
+    assert silent_window_fraction(signal, length) == sum(brute) / len(brute)
+    assert sum(brute) == (900 - length + 1) + (600 - length + 1)
+    assert silent_window_fraction(np.zeros(50, np.float32), 50) == 1.0
+    with pytest.raises(ValueError, match="no window of 60 samples"):
+        silent_window_fraction(signal[:50], 60)

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from crn_lightning.errors import UserError
+from crn_lightning.errors import ConfigError, UserError
 
 ARCTIC_LAYOUT = "<arctic_root>/cmu_us_<speaker>_arctic/wav/arctic_a0001.wav"
 ARCTIC_SOURCE = "http://festvox.org/cmu_arctic/packed/cmu_us_<speaker>_arctic.tar.bz2"
 DEMAND_LAYOUT = "<demand_root>/<ENV>/ch01.wav"
 DEMAND_SOURCE = "https://zenodo.org/records/1227121 (the <ENV>_16k.zip files)"
+STAGES = ("train", "val", "test")
 
 
 class CorpusError(UserError, FileNotFoundError):
@@ -96,6 +97,8 @@ def select_utterances(
     seed: int,
     check: Callable[[Path], str | None] | None = None,
     max_bad: int = 0,
+    first_stream: int = 0,
+    size_key: str = "data.split",
 ) -> Selection:
     """``total`` usable utterances shorter than ``max_seconds``, balanced over speakers, seeded.
 
@@ -103,11 +106,14 @@ def select_utterances(
     selection stays balanced whatever the corpus size. A file that cannot be read, or that
     ``check`` rejects (it returns why), is skipped and the same speaker's next one taken; more
     than ``max_bad`` such files stop with an error listing them, since that many means
-    something is wrong with the corpus rather than with a file.
+    something is wrong with the corpus rather than with a file. Speaker k (sorted) draws its
+    order from stream ``first_stream + k`` of ``seed``: separate calls on other speakers pass
+    another ``first_stream`` so their orders are independent. ``size_key`` names the config
+    key ``total`` comes from, for the error when too few utterances are usable.
     """
     skipped: list[tuple[Path, str]] = []
     pools = []
-    for offset, (speaker, paths) in enumerate(sorted(files.items())):
+    for offset, (speaker, paths) in enumerate(sorted(files.items()), start=first_stream):
         short = []
         for path in paths:
             duration = _duration(path)
@@ -131,19 +137,24 @@ def select_utterances(
             continue  # the same speaker's turn again: the selection stays balanced
         selected.append(ref)
         turn += 1
+    refuse_too_many_bad(skipped, max_bad)
+    if len(selected) < total:
+        raise CorpusError(
+            f"{size_key} asks for {total} utterances but only {len(selected)} usable ones are "
+            f"shorter than data.max_utterance_seconds={max_seconds} "
+            f"(speakers {sorted(files)}, {len(skipped)} unusable files skipped)"
+        )
+    return Selection(selected, skipped)
+
+
+def refuse_too_many_bad(skipped: Sequence[tuple[Path, str]], max_bad: int) -> None:
+    """Stop, listing the files, when more than ``max_bad`` utterance files were unusable."""
     if len(skipped) > max_bad:
         listed = "\n  ".join(f"{path}: {why}" for path, why in skipped[:10])
         raise CorpusError(
             f"{len(skipped)} unusable utterance files (data.max_bad_utterances={max_bad}):\n  "
             f"{listed}{' ...' if len(skipped) > 10 else ''}"
         )
-    if len(selected) < total:
-        raise CorpusError(
-            f"data.split asks for {total} utterances but only {len(selected)} usable ones are "
-            f"shorter than data.max_utterance_seconds={max_seconds} "
-            f"(speakers {sorted(files)}, {len(skipped)} unusable files skipped)"
-        )
-    return Selection(selected, skipped)
 
 
 def split_utterances(
@@ -163,3 +174,100 @@ def split_utterances(
         )
         start += size
     return parts
+
+
+def check_split_settings(
+    split: Mapping[str, int],
+    split_by: str,
+    val_speakers: Sequence[str] | None,
+    test_speakers: Sequence[str] | None,
+) -> None:
+    """Refuse split keys that cannot work, naming the key, before any file is read."""
+    if set(split) != set(STAGES):
+        raise ConfigError(f"data.split must give train, val and test sizes, got {dict(split)}")
+    if split_by not in ("utterance", "speaker"):
+        raise ConfigError(f"data.split_by must be utterance or speaker, got {split_by!r}")
+    for key, value in (("val_speakers", val_speakers), ("test_speakers", test_speakers)):
+        if value is not None and split_by != "speaker":
+            raise ConfigError(
+                f"data.{key} is set but data.split_by is {split_by}: speakers are assigned to "
+                "splits only with data.split_by=speaker"
+            )
+
+
+def assign_speakers(
+    speakers: Sequence[str],
+    val_speakers: Sequence[str] | None,
+    test_speakers: Sequence[str] | None,
+    seed: int,
+) -> dict[str, list[str]]:
+    """The speakers of each split of a speaker-disjoint split (``data.split_by=speaker``):
+    ``val_speakers`` and ``test_speakers`` as named, or where null one speaker each drawn
+    (seeded) from those not named; training takes all the others."""
+    named = {"val": val_speakers, "test": test_speakers}
+    for stage, chosen in named.items():
+        if chosen is None:
+            continue
+        if not chosen:
+            raise ConfigError(
+                f"data.{stage}_speakers is empty: name at least one speaker, or null for a "
+                "seeded draw of one"
+            )
+        unknown = sorted(set(chosen) - set(speakers))
+        if unknown:
+            raise ConfigError(
+                f"data.{stage}_speakers names {unknown}, which are not among the corpus's "
+                f"speakers {list(speakers)} (data.speakers)"
+            )
+    both = sorted(set(val_speakers or ()) & set(test_speakers or ()))
+    if both:
+        raise ConfigError(
+            f"speakers {both} are in both data.val_speakers and data.test_speakers: in a "
+            "speaker-disjoint split each speaker belongs to one split"
+        )
+    taken = set(val_speakers or ()) | set(test_speakers or ())
+    free = [s for s in sorted(set(speakers)) if s not in taken]
+    free = [free[i] for i in np.random.default_rng([seed, 2]).permutation(len(free))]
+    stages = {stage: sorted(set(chosen)) for stage, chosen in named.items() if chosen is not None}
+    for stage in ("val", "test"):
+        if stage not in stages and free:
+            stages[stage] = [free.pop(0)]
+    if len(stages) < 2 or not free:
+        raise ConfigError(
+            f"data.split_by=speaker needs a speaker of its own for training, validation and "
+            f"test, but the corpus has {sorted(set(speakers))} (data.speakers) with "
+            f"data.val_speakers={val_speakers}, data.test_speakers={test_speakers}: it needs "
+            "at least 3 speakers"
+        )
+    return {"train": sorted(free), "val": stages["val"], "test": stages["test"]}
+
+
+def select_by_speaker(
+    files: Mapping[str, Sequence[Path]],
+    stage_speakers: Mapping[str, Sequence[str]],
+    sizes: Mapping[str, int],
+    max_seconds: float,
+    seed: int,
+    check: Callable[[Path], str | None] | None = None,
+    max_bad: int = 0,
+) -> tuple[dict[str, list[UtteranceRef]], list[tuple[Path, str]]]:
+    """A speaker-disjoint split: each split's ``sizes[split]`` utterances, chosen as
+    ``select_utterances`` does (balanced, seeded) from its own speakers' files only.
+    Returns (utterances of each split sorted by path, unusable files skipped)."""
+    parts, skipped, stream = {}, [], 0
+    for stage, speakers in stage_speakers.items():
+        selection = select_utterances(
+            {s: files[s] for s in speakers},
+            max_seconds,
+            sizes[stage],
+            seed,
+            check,
+            max_bad,
+            first_stream=stream,
+            size_key=f"data.split.{stage}",
+        )
+        stream += len(speakers)  # every speaker its own random stream
+        parts[stage] = sorted(selection.chosen, key=lambda u: str(u.path))
+        skipped += selection.skipped
+    refuse_too_many_bad(skipped, max_bad)
+    return parts, skipped

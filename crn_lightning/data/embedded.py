@@ -25,19 +25,13 @@ The default corpus (408 utterances, 5 x 5 min of noise, ~85 MB) takes ~20 s on t
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import hashlib
-import json
 import logging
 import multiprocessing
-import os
 import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +41,13 @@ import soundfile
 import torch
 
 from crn_lightning.audio import resample
+from crn_lightning.data.builds import (
+    exclusive_lock,
+    file_records,
+    install_build,
+    refuse_foreign_folders,
+    verify_manifest,
+)
 from crn_lightning.data.espeak import EspeakSynthesizer
 from crn_lightning.data.noise_synth import ENVIRONMENT_GENERATORS
 from crn_lightning.data.sentences import generate_sentences
@@ -133,7 +134,7 @@ def ensure_embedded_corpus(
         manifest_path=root / MANIFEST_NAME,
     )
     # Several processes (DDP ranks, parallel runs) may ask at once: one builds, the rest wait.
-    with _exclusive_lock(root / ".embedded.lock"):
+    with exclusive_lock(root / ".embedded.lock"):
         started = time.perf_counter()
         problem = _verify(root, spec)
         if problem is None:
@@ -161,16 +162,6 @@ def ensure_embedded_corpus(
         return corpus
 
 
-@contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _recipe(spec: EmbeddedCorpusSpec) -> dict[str, Any]:
     """Everything the audio depends on, as stored in (and compared with) the manifest."""
     return {
@@ -181,39 +172,9 @@ def _recipe(spec: EmbeddedCorpusSpec) -> dict[str, Any]:
     }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _verify(root: Path, spec: EmbeddedCorpusSpec) -> str | None:
     """Why the corpus under ``root`` cannot be used as it is, or None when it can."""
-    manifest_path = root / MANIFEST_NAME
-    if not manifest_path.is_file():
-        return "no manifest"
-    wanted = _recipe(spec)
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        recipe = {key: manifest[key] for key in wanted}
-        files = [(e["path"], int(e["bytes"]), str(e["sha256"])) for e in manifest["files"]]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        return f"unreadable manifest: {error!r}"
-    changed = [f"{k} {recipe[k]} (wanted {wanted[k]})" for k in wanted if recipe[k] != wanted[k]]
-    if changed:
-        return "made with another " + "; ".join(changed)
-    for relative, size, sha256 in files:
-        path = root / relative
-        if not path.is_file():
-            return f"missing {relative}"
-        if path.stat().st_size != size:
-            return f"{relative} has {path.stat().st_size} bytes, manifest says {size}"
-        # Hashing all of the default corpus (85 MB) takes ~0.1 s: cheap enough for every call.
-        if _sha256(path) != sha256:
-            return f"{relative} does not match its sha256 in the manifest"
-    return None
+    return verify_manifest(root / MANIFEST_NAME, _recipe(spec))
 
 
 def _arctic_id(index: int) -> str:
@@ -227,28 +188,12 @@ def _rng(seed: int, key: str) -> np.random.Generator:
 
 
 def _build(root: Path, spec: EmbeddedCorpusSpec) -> None:
-    for name in _TOP_FOLDERS:
-        target = root / name
-        if target.exists() and not (target / _MARKER_NAME).is_file():
-            # Most likely a real corpus: never delete that.
-            raise RuntimeError(
-                f"refusing to replace {target}: it was not made by the embedded corpus "
-                f"generator (no {_MARKER_NAME} in it); move it away or pick another root"
-            )
+    refuse_foreign_folders(root, _TOP_FOLDERS, _MARKER_NAME, "embedded corpus generator")
     for stale in root.glob(f"{_BUILD_PREFIX}*"):  # left by an interrupted generation
         shutil.rmtree(stale, ignore_errors=True)
     build = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=root))
     try:
-        manifest = _generate(build, spec)
-        (build / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
-        # The old manifest goes first and the new one last (each step an atomic rename), so
-        # an interruption anywhere in between leaves a corpus that fails verification.
-        (root / MANIFEST_NAME).unlink(missing_ok=True)
-        for name in _TOP_FOLDERS:
-            if (root / name).exists():
-                (root / name).rename(build / f"replaced-{name}")
-            (build / name).rename(root / name)
-        os.replace(build / MANIFEST_NAME, root / MANIFEST_NAME)
+        install_build(root, build, _TOP_FOLDERS, MANIFEST_NAME, _generate(build, spec))
     finally:
         shutil.rmtree(build, ignore_errors=True)
 
@@ -277,15 +222,7 @@ def _generate(build: Path, spec: EmbeddedCorpusSpec) -> dict[str, Any]:
     for kind, name, records, seconds in results:
         LOGGER.info("%s %s generated in %.1f s", kind, name, seconds)
         utterances.extend(records)
-    files = [
-        {
-            "path": path.relative_to(build).as_posix(),
-            "bytes": path.stat().st_size,
-            "sha256": _sha256(path),
-        }
-        for path in sorted(build.rglob("*"))
-        if path.is_file() and path.name != _MARKER_NAME
-    ]
+    files = file_records(build, skip_names=(_MARKER_NAME,))
     return {**_recipe(spec), "files": files, "utterances": utterances}
 
 

@@ -1,0 +1,111 @@
+"""Building a corpus folder atomically and verifying it against its manifest.
+
+Shared by the generated corpora (:mod:`crn_lightning.data.embedded`, :mod:`.offline`): a build
+is written into a temporary folder next to its destination, described by a manifest (recipe +
+size and sha256 of every file) and then renamed into place, manifest last, so an interrupted
+build never verifies; a lock file keeps parallel processes from building twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) while the block runs."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def file_records(build: Path, skip_names: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The manifest's ``files`` list: every file under ``build`` with its size and sha256."""
+    return [
+        {
+            "path": path.relative_to(build).as_posix(),
+            "bytes": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }
+        for path in sorted(build.rglob("*"))
+        if path.is_file() and path.name not in skip_names
+    ]
+
+
+def verify_manifest(manifest_path: Path, wanted: Mapping[str, Any]) -> str | None:
+    """Why the corpus described by ``manifest_path`` cannot be used, or None when it can.
+
+    ``wanted`` holds the manifest entries the files depend on (the recipe); each must be equal,
+    and each listed file must exist next to the manifest with its recorded size and sha256.
+    """
+    root = manifest_path.parent
+    if not manifest_path.is_file():
+        return "no manifest"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        recipe = {key: manifest[key] for key in wanted}
+        files = [(e["path"], int(e["bytes"]), str(e["sha256"])) for e in manifest["files"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"unreadable manifest: {error!r}"
+    changed = [f"{k} {recipe[k]} (wanted {wanted[k]})" for k in wanted if recipe[k] != wanted[k]]
+    if changed:
+        return "made with another " + "; ".join(changed)
+    for relative, size, sha256 in files:
+        path = root / relative
+        if not path.is_file():
+            return f"missing {relative}"
+        if path.stat().st_size != size:
+            return f"{relative} has {path.stat().st_size} bytes, manifest says {size}"
+        # Hashing is ~1 GB/s: cheap enough for every call on corpora of a few hundred MB.
+        if sha256_file(path) != sha256:
+            return f"{relative} does not match its sha256 in the manifest"
+    return None
+
+
+def refuse_foreign_folders(root: Path, top_folders: Sequence[str], marker: str, maker: str) -> None:
+    """Stop before replacing a folder that a generator did not make (most likely real data)."""
+    for name in top_folders:
+        target = root / name
+        if target.exists() and not (target / marker).is_file():
+            raise RuntimeError(
+                f"refusing to replace {target}: it was not made by the {maker} (no {marker} "
+                f"in it); move it away or pick another root"
+            )
+
+
+def install_build(
+    root: Path,
+    build: Path,
+    top_folders: Sequence[str],
+    manifest_name: str,
+    manifest: Mapping[str, Any],
+) -> None:
+    """Move the finished ``build/<top_folders>`` into ``root``, replacing older ones, and write
+    the manifest last. The old manifest goes first (each step an atomic rename), so an
+    interruption anywhere in between leaves a corpus that fails verification. The replaced
+    folders are left in ``build`` for the caller to delete with it."""
+    (build / manifest_name).write_text(json.dumps(manifest, indent=1))
+    (root / manifest_name).unlink(missing_ok=True)
+    for name in top_folders:
+        if (root / name).exists():
+            (root / name).rename(build / f"replaced-{name}")
+        (build / name).rename(root / name)
+    os.replace(build / manifest_name, root / manifest_name)
