@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from crn_lightning.compose import compose_config
 from crn_lightning.enhancer import Enhancer
-from crn_lightning.losses import enhancement_loss
+from crn_lightning.losses import CompressedMagnitudeMSE, LossInputs
 
 
 def peak_bytes(enhancer, optimizer, batch: int, samples: int, precision: str) -> int:
@@ -30,8 +30,9 @@ def peak_bytes(enhancer, optimizer, batch: int, samples: int, precision: str) ->
     clean = torch.randn(batch, samples, device="cuda") * 0.1
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     with autocast:
-        noisy_mag, clean_mag = enhancer.stft(noisy).abs(), enhancer.stft(clean).abs()
-        loss = enhancement_loss(enhancer.estimate(noisy_mag), enhancer.target(clean_mag))
+        noisy_mag, noisy_phase = enhancer.stft.magnitude_phase(noisy)
+        estimate = enhancer.estimate(enhancer.noisy_input(noisy_mag, noisy_phase))
+        loss = CompressedMagnitudeMSE()(LossInputs(enhancer, estimate, noisy_phase, clean))
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

@@ -3,11 +3,15 @@ against its budget), and ONNX Runtime (offline and streaming with the step graph
 
     python bench/rtf.py --ckpt CKPT [--threads 1 2] [--seconds 10]
     python bench/rtf.py --seed [--seconds 5]   # the report's CRN, random weights
+    python bench/rtf.py --seed --overrides experiment=quickstart --output complex_mask
 
 RTF = compute time / audio duration (below 1: faster than real time). ``--seed`` builds the
 default config's model (n_fft 960, channels 16..256, LSTM 3584: 103.6 M parameters) with
-random weights: the time does not depend on the weights. The ONNX graphs are exported into a
-temporary folder with crn_lightning.onnx_export. Prints a Markdown table and writes ``--json``.
+random weights: the time does not depend on the weights. ``--overrides`` are Hydra overrides
+of that config (e.g. ``experiment=quickstart`` for the quickstart size), ``--output`` the
+network's output variant (``model.output``: mapping, mask, complex_mapping, complex_mask).
+The ONNX graphs are exported into a temporary folder with crn_lightning.onnx_export. Prints a
+Markdown table and writes ``--json``.
 """
 
 from __future__ import annotations
@@ -28,14 +32,16 @@ from omegaconf import OmegaConf
 
 from crn_lightning.compose import compose_config
 from crn_lightning.enhancer import Enhancer
+from crn_lightning.models.crn import OUTPUTS
 from crn_lightning.onnx_export import export
 from crn_lightning.onnx_runtime import OnnxEnhancer
 from crn_lightning.streaming import StreamingEnhancer
 
 
-def seed_enhancer() -> Enhancer:
-    """The default (seed) config's STFT and CRN, randomly initialised."""
-    return Enhancer.from_config(OmegaConf.to_container(compose_config(), resolve=True)).eval()
+def seed_enhancer(overrides: list[str] = ()) -> Enhancer:
+    """The default (seed) config's STFT and CRN with ``overrides``, randomly initialised."""
+    config = OmegaConf.to_container(compose_config(overrides), resolve=True)
+    return Enhancer.from_config(config).eval()
 
 
 def offline_rtf(enhance, noisy: torch.Tensor, seconds: float, repeats: int) -> float:
@@ -70,21 +76,33 @@ def main() -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--ckpt", type=Path, help="a checkpoint written by crn_lightning.train")
     which.add_argument("--seed", action="store_true", help="the seed config's CRN, random weights")
+    parser.add_argument(
+        "--overrides", nargs="+", default=[], help="with --seed: Hydra overrides of the config"
+    )
+    parser.add_argument("--output", choices=OUTPUTS, help="with --seed: model.output")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the test signal")
     parser.add_argument("--repeats", type=int, default=3, help="offline runs (median)")
     parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
+    overrides = args.overrides + ([f"model.output={args.output}"] if args.output else [])
+    if overrides and not args.seed:
+        parser.error("--overrides and --output build a random model: use them with --seed")
 
-    enhancer = seed_enhancer() if args.seed else Enhancer.from_checkpoint(args.ckpt)
-    name = "seed CRN (random weights)" if args.seed else str(args.ckpt)
+    if args.seed:
+        enhancer = seed_enhancer(overrides)
+        name = f"{' '.join(['seed CRN', *overrides])} (random weights)"
+    else:
+        enhancer = Enhancer.from_checkpoint(args.ckpt)
+        name = str(args.ckpt)
     rate = enhancer.sample_rate
     noisy = 0.1 * torch.randn(
         1, round(args.seconds * rate), generator=torch.Generator().manual_seed(0)
     )
     result = {
         "model": name,
+        "output": enhancer.network.output,
         "parameters": enhancer.num_parameters(),
         "n_fft": enhancer.stft.n_fft,
         "hop": enhancer.stft.hop_length,

@@ -74,13 +74,13 @@ def main() -> None:
             parts["stft"] += time.perf_counter() - started
 
             started = time.perf_counter()
-            magnitude = enhancer.decompress(enhancer.estimate(batch["noisy_mag"]))
+            noisy = enhancer.noisy_input(batch["noisy_mag"], batch["noisy_phase"])
+            estimate = enhancer.decompress(enhancer.estimate(noisy))
             parts["model"] += time.perf_counter() - started
 
             started = time.perf_counter()
-            enhanced = enhancer.stft.inverse(
-                magnitude, batch["noisy_phase"], batch["noisy"].shape[-1]
-            )
+            spectrum = enhancer.output_spectrum(estimate, batch["noisy_phase"])
+            enhanced = enhancer.resynthesise(spectrum, batch["noisy"].shape[-1])
             parts["istft"] += time.perf_counter() - started
             pairs += zip(
                 batch["clean"].numpy(), batch["noisy"].numpy(), enhanced.numpy(), strict=True

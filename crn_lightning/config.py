@@ -99,6 +99,59 @@ class CRNConfig:
     lstm_hidden: int | None = MISSING
     lstm_layers: int = MISSING
     output: str = MISSING
+    input_channels: int | None = MISSING
+    mask_bound: float = MISSING
+
+
+# -- the training objectives (conf/loss/, crn_lightning.losses) ------------------------------
+@dataclass
+class MSELossConfig:
+    _target_: str = "crn_lightning.losses.CompressedMagnitudeMSE"
+
+
+@dataclass
+class CompressedLossConfig:
+    _target_: str = "crn_lightning.losses.CompressedSpectrumLoss"
+    exponent: float = MISSING
+    complex_weight: float = MISSING
+
+
+@dataclass
+class SISDRLossConfig:
+    _target_: str = "crn_lightning.losses.NegativeSISDR"
+
+
+@dataclass
+class MultiResolutionSTFTLossConfig:
+    _target_: str = "crn_lightning.losses.MultiResolutionSTFTLoss"
+    _convert_: str = "all"
+    fft_sizes: list[int] = MISSING
+    hop_sizes: list[int] = MISSING
+    win_lengths: list[int] = MISSING
+    sc_weight: float = MISSING
+    mag_weight: float = MISSING
+
+
+@dataclass
+class WeightedTermConfig:
+    weight: float = MISSING
+    loss: Any = MISSING  # a loss node with its _target_
+
+
+@dataclass
+class ComboLossConfig:
+    _target_: str = "crn_lightning.losses.WeightedSum"
+    _convert_: str = "all"
+    terms: list[WeightedTermConfig] = MISSING
+
+
+LOSS_SCHEMAS = {
+    "mse": MSELossConfig,
+    "compressed": CompressedLossConfig,
+    "si_sdr": SISDRLossConfig,
+    "multires_stft": MultiResolutionSTFTLossConfig,
+    "combo": ComboLossConfig,
+}
 
 
 # The generator's own fields and defaults (an unfrozen copy: OmegaConf makes frozen read-only).
@@ -199,6 +252,7 @@ class TrainConfig:
     data: Any = MISSING
     stft: Any = MISSING
     model: Any = MISSING
+    loss: Any = MISSING
     trainer: Any = MISSING
 
 
@@ -212,6 +266,7 @@ _SCHEMAS_BY_TARGET = {
         STFTConfig,
         CRNConfig,
         TrainerConfig,
+        *LOSS_SCHEMAS.values(),
     )
 }
 
@@ -254,4 +309,6 @@ def register_configs() -> None:
     store.store(group="data", name="arctic_demand_schema", node=ArcticDemandConfig)
     store.store(group="stft", name="stft_schema", node=STFTConfig)
     store.store(group="model", name="crn_schema", node=CRNConfig)
+    for name, schema in LOSS_SCHEMAS.items():
+        store.store(group="loss", name=f"{name}_schema", node=schema)
     store.store(group="trainer", name="trainer_schema", node=TrainerConfig)

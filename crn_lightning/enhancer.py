@@ -1,15 +1,23 @@
-"""The inference module: STFT, magnitude compression, the CRN, resynthesis with the noisy phase.
+"""The inference module: STFT, compression, the CRN, resynthesis.
 
 Training (``crn_lightning.module``), evaluation, file enhancement, streaming and the ONNX export
 all run the enhancement through an ``Enhancer``; none of them needs Lightning.
 
-The steps, each a method, so that another kind of network output changes the ``Enhancer``
-alone and not its callers:
+The network works in one of two domains, set by ``model.output`` (crn_lightning.models.crn):
+the magnitude outputs see the compressed noisy magnitude |X|^c and estimate |Ŝ|^c (the noisy
+phase resynthesises it); the complex outputs see the compressed noisy spectrum |X|^c·e^{jφ}
+(real, imaginary and optionally |X|^c as channels) and estimate |Ŝ|^c·e^{jφ̂}. The steps, each
+a method, hide the domain from their callers:
 
-- ``estimate`` / ``estimate_stream``: noisy magnitude → the network's estimate (here the
-  compressed clean magnitude |Ŝ|^c),
-- ``target``: the clean magnitude in the estimate's domain (what the loss compares it with),
-- ``decompress`` and ``enhance_spectrum``: the estimate → enhanced magnitude and waveform,
+- ``noisy_input``: the noisy STFT (magnitude, phase) → the enhancer's input ``noisy``: the
+  magnitude (B, F, T), or for complex outputs real and imaginary parts (B, 2, F, T);
+- ``estimate`` / ``estimate_stream``: ``noisy`` → the network's estimate in the compressed
+  domain ((B, F, T) or (B, 2, F, T));
+- ``target``: the clean spectrum in the estimate's domain (what an MSE compares it with);
+- ``decompress``: the estimate → the enhanced STFT in ``noisy``'s domain (real tensors only:
+  the ONNX graphs are ``decompress(estimate(noisy))``);
+- ``output_spectrum``, ``resynthesise``, ``enhance_spectrum``: the enhanced complex spectrum
+  and waveform;
 - ``stream_spectrum``: noisy complex frames → enhanced complex frames (streaming).
 """
 
@@ -24,7 +32,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from crn_lightning.errors import ConfigError
-from crn_lightning.models.crn import CRN, CRNState
+from crn_lightning.models.crn import CRN, CRNState, is_complex
 from crn_lightning.stft import STFT
 from crn_lightning.streaming import StreamingEnhancer
 
@@ -41,9 +49,21 @@ def build_network(config: Mapping[str, Any]) -> tuple[CRN, STFT]:
     return instantiate(config["model"], n_freqs=stft.n_freqs), stft
 
 
+def power_law(real: torch.Tensor, imag: torch.Tensor, exponent: float) -> torch.Tensor:
+    """The complex values (real, imag) with their magnitude raised to ``exponent``, their phase
+    kept: (real, imag)·|·|^(exponent − 1), stacked as (..., 2, ...) along ``real``'s dim 1.
+
+    Real arithmetic only (the ONNX graphs run it), and finite with finite gradients at 0: the
+    squared magnitude is clamped at 1e-20 (a magnitude of 1e-10, some 200 dB below speech).
+    """
+    scale = (real.square() + imag.square()).clamp_min(1e-20).pow((exponent - 1) / 2)
+    return torch.cat([real * scale, imag * scale], dim=1)
+
+
 class Enhancer(nn.Module):
-    """Waveforms in, enhanced waveforms out: the network sees the compressed noisy magnitude
-    |X|^c and estimates |Ŝ|^c; the decompressed estimate is resynthesised with the noisy phase.
+    """Waveforms in, enhanced waveforms out (see the module docstring for the two domains):
+    the magnitude models resynthesise the decompressed |Ŝ| with the noisy phase, the complex
+    ones the decompressed complex estimate with its own phase.
 
     ``compile``: torch.compile the network for whole signals (``estimate`` without a state);
     streaming (with a state) runs eagerly. Compilation happens on the first call.
@@ -125,39 +145,91 @@ class Enhancer(nn.Module):
         return self.network.num_parameters()
 
     # -- the steps ---------------------------------------------------------------------------
-    def estimate(self, noisy_mag: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:
-        """(B, F, T) noisy magnitude → (B, F, T) estimate in the compressed domain.
+    @property
+    def complex(self) -> bool:
+        """Whether the network estimates the complex spectrum (``model.output`` complex_*)."""
+        return is_complex(self.network.output)
+
+    def noisy_input(self, noisy_mag: torch.Tensor, noisy_phase: torch.Tensor) -> torch.Tensor:
+        """The noisy STFT (B, F, T) as ``estimate`` takes it: the magnitude itself, or for
+        complex outputs its real and imaginary parts (B, 2, F, T)."""
+        if not self.complex:
+            return noisy_mag
+        return torch.stack([noisy_mag * noisy_phase.cos(), noisy_mag * noisy_phase.sin()], 1)
+
+    def spectrum_input(self, noisy_spectrum: torch.Tensor) -> torch.Tensor:
+        """``noisy_input`` of a complex spectrum (B, F, K) (streaming, ONNX Runtime)."""
+        if not self.complex:
+            return noisy_spectrum.abs()
+        return torch.view_as_real(noisy_spectrum).movedim(-1, 1)
+
+    def _features(self, noisy: torch.Tensor) -> torch.Tensor:
+        """``noisy`` → the network's input (B, C, T, F): |X|^c, or the real and imaginary
+        parts of |X|^c·e^{jφ} (and |X|^c when the network takes 3 channels)."""
+        if not self.complex:
+            return noisy.pow(self.compression).transpose(1, 2).unsqueeze(1)
+        compressed = power_law(noisy[:, :1], noisy[:, 1:], self.compression)
+        if self.network.input_channels == 3:
+            magnitude = compressed.square().sum(dim=1, keepdim=True).sqrt()
+            compressed = torch.cat([compressed, magnitude], dim=1)
+        return compressed.transpose(2, 3)
+
+    def estimate(self, noisy: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:
+        """``noisy_input`` → the estimate in the compressed domain: |Ŝ|^c (B, F, T), or the
+        real and imaginary parts of |Ŝ|^c·e^{jφ̂} (B, 2, F, T) for complex outputs.
 
         ``block_frames``: run the network over blocks of that many frames, carrying its state
         from block to block: the same result, with memory bounded by a block (long recordings).
         """
         if block_frames is None:
-            return self.estimate_stream(noisy_mag)[0]
+            return self.estimate_stream(noisy)[0]
         blocks, state = [], None
-        for start in range(0, noisy_mag.shape[-1], block_frames):
-            block, state = self.estimate_stream(noisy_mag[..., start : start + block_frames], state)
+        for start in range(0, noisy.shape[-1], block_frames):
+            block, state = self.estimate_stream(noisy[..., start : start + block_frames], state)
             blocks.append(block)
         return torch.cat(blocks, dim=-1)
 
     def estimate_stream(
-        self, noisy_mag: torch.Tensor, state: CRNState | None = None
+        self, noisy: torch.Tensor, state: CRNState | None = None
     ) -> tuple[torch.Tensor, CRNState]:
         """``estimate`` of frames that follow those ``state`` was returned for (``CRN.stream``;
         ``None`` starts a signal)."""
-        features = noisy_mag.pow(self.compression).transpose(1, 2).unsqueeze(1)
         compiled = state is None and self._compiled_stream is not None
         estimate, state = (self._compiled_stream if compiled else self.network.stream)(
-            features, state
+            self._features(noisy), state
         )
-        return estimate.squeeze(1).transpose(1, 2), state
+        if not self.complex:
+            return estimate.squeeze(1).transpose(1, 2), state
+        return estimate.transpose(2, 3), state
 
-    def target(self, clean_mag: torch.Tensor) -> torch.Tensor:
-        """The clean magnitude in the estimate's domain: what ``estimate`` is trained towards."""
-        return clean_mag.pow(self.compression)
+    def target(self, clean_spectrum: torch.Tensor) -> torch.Tensor:
+        """The clean complex spectrum (B, F, T) in the estimate's domain: what ``estimate``
+        is trained towards (|S|^c, or the real and imaginary parts of |S|^c·e^{jφ_S})."""
+        if not self.complex:
+            return clean_spectrum.abs().pow(self.compression)
+        clean = torch.view_as_real(clean_spectrum).movedim(-1, 1)
+        return power_law(clean[:, :1], clean[:, 1:], self.compression)
 
     def decompress(self, estimate: torch.Tensor) -> torch.Tensor:
-        """The enhanced magnitude of an ``estimate``."""
-        return estimate.clamp_min(0).pow(1.0 / self.compression)
+        """The enhanced STFT of an ``estimate``, in ``noisy_input``'s domain: the magnitude,
+        or the real and imaginary parts."""
+        if not self.complex:
+            return estimate.clamp_min(0).pow(1.0 / self.compression)
+        return power_law(estimate[:, :1], estimate[:, 1:], 1.0 / self.compression)
+
+    def output_spectrum(self, enhanced: torch.Tensor, noisy_phase: torch.Tensor) -> torch.Tensor:
+        """The complex spectrum (B, F, T) of ``decompress``'s output: an enhanced magnitude
+        with the noisy phase, or the enhanced real and imaginary parts. Under bf16 mixed
+        precision the network may hand back bf16: the noisy phase (from the STFT, outside
+        autocast) sets the precision."""
+        enhanced = enhanced.to(noisy_phase.dtype)
+        if not self.complex:
+            return torch.polar(enhanced, noisy_phase)
+        return torch.complex(enhanced[:, 0], enhanced[:, 1])
+
+    def resynthesise(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
+        """The waveform (B, ``length``) of a complex spectrum (B, F, T): the inverse STFT."""
+        return self.stft.inverse_spectrogram(spectrum, length=length)
 
     def enhance_spectrum(
         self,
@@ -167,18 +239,20 @@ class Enhancer(nn.Module):
         block_frames: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(estimate, enhanced magnitude, enhanced waveform of ``length`` samples) for a noisy
-        STFT: the estimated magnitude resynthesised with the noisy phase."""
-        estimate = self.estimate(noisy_mag, block_frames)
-        magnitude = self.decompress(estimate)
-        return estimate, magnitude, self.stft.inverse(magnitude, noisy_phase, length)
+        STFT."""
+        estimate = self.estimate(self.noisy_input(noisy_mag, noisy_phase), block_frames)
+        enhanced = self.decompress(estimate)
+        spectrum = self.output_spectrum(enhanced, noisy_phase)
+        magnitude = spectrum.abs() if self.complex else enhanced
+        return estimate, magnitude, self.resynthesise(spectrum, length)
 
     def stream_spectrum(
         self, noisy_spectrum: torch.Tensor, state: CRNState | None
     ) -> tuple[torch.Tensor, CRNState]:
         """(B, F, K) complex spectra of frames that follow ``state``'s → enhanced complex
         spectra and the new state (the streaming enhancer's step)."""
-        estimate, state = self.estimate_stream(noisy_spectrum.abs(), state)
-        return torch.polar(self.decompress(estimate), noisy_spectrum.angle()), state
+        estimate, state = self.estimate_stream(self.spectrum_input(noisy_spectrum), state)
+        return self.output_spectrum(self.decompress(estimate), noisy_spectrum.angle()), state
 
     # -- waveforms ---------------------------------------------------------------------------
     def enhance(self, waveform: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:

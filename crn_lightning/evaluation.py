@@ -23,6 +23,7 @@ from tqdm import tqdm
 from crn_lightning.audio import AudioFileError, read_audio
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.errors import ConfigError
+from crn_lightning.losses import Loss, loss_from_config
 from crn_lightning.metrics import PerceptualScorer
 from crn_lightning.scoring import (
     ClipScores,
@@ -121,15 +122,12 @@ def folder_utterances(
 
 @torch.no_grad()
 def _enhance(
-    enhancer: Enhancer, clean: np.ndarray, noisy: np.ndarray
+    enhancer: Enhancer, loss: Loss, clean: np.ndarray, noisy: np.ndarray
 ) -> tuple[np.ndarray, dict[str, float]]:
     """The enhanced signal and what is scored in this process: loss and SI-SDR."""
     clean_t, noisy_t = torch.from_numpy(clean)[None], torch.from_numpy(noisy)[None]
     noisy_mag, noisy_phase = enhancer.stft.magnitude_phase(noisy_t)
-    clean_mag = enhancer.stft(clean_t).abs()
-    enhanced, scores = enhance_and_score(
-        enhancer, noisy_mag, noisy_phase, clean_mag, clean_t, noisy_t
-    )
+    enhanced, scores = enhance_and_score(enhancer, loss, noisy_mag, noisy_phase, clean_t, noisy_t)
     return enhanced[0].numpy(), {name: float(values[0]) for name, values in scores.items()}
 
 
@@ -140,11 +138,12 @@ def score_utterances(
     An utterance that cannot be read or enhanced is a failure; the others go on."""
     scorer = PerceptualScorer(workers)
     scores, failures = ClipScores(scorer, extended=True), []
+    loss = loss_from_config(enhancer.config)  # the run's own training objective
     try:
         for utt in tqdm(utterances, desc="enhance", unit="utt"):
             try:
                 clean, noisy = utt.load()
-                enhanced, torch_scores = _enhance(enhancer, clean, noisy)
+                enhanced, torch_scores = _enhance(enhancer, loss, clean, noisy)
             except (AudioFileError, ValueError) as err:
                 failures.append({"utterance": utt.name, "error": str(err)})
                 continue

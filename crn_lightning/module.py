@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from crn_lightning.enhancer import CHECKPOINT_CONFIG_KEY, Enhancer, build_network
 from crn_lightning.errors import ConfigError, UserError
-from crn_lightning.losses import enhancement_loss
+from crn_lightning.losses import CompressedMagnitudeMSE, Loss, LossInputs, loss_from_config
 from crn_lightning.metrics import PerceptualScorer
 from crn_lightning.models.crn import CRN
 from crn_lightning.rng_state import restore_rng_state, rng_state
@@ -30,16 +30,18 @@ class NonFiniteError(UserError, FloatingPointError):
 
 
 class EnhancementModule(L.LightningModule):
-    """Trains ``Enhancer(model, stft, compression)`` (``self.enhancer``): MSE between estimated
-    and clean (optionally power-compressed) magnitudes, Adam; validation and test rebuild
-    waveforms with the noisy phase and score wideband PESQ, STOI and SI-SDR of the enhanced
-    and of the noisy signal (crn_lightning.scoring).
+    """Trains ``Enhancer(model, stft, compression)`` (``self.enhancer``) with Adam on ``loss``
+    (crn_lightning.losses; default the report's MSE between estimated and clean compressed
+    magnitudes); validation and test resynthesise waveforms and score the same loss and
+    wideband PESQ, STOI and SI-SDR of the enhanced and of the noisy signal
+    (crn_lightning.scoring). Checkpoints are chosen by validation PESQ, never by the loss.
 
-    ``compression`` c: the network sees |X|^c and its loss compares |Ŝ|^c with |S|^c
-    (c = 1: the report's plain magnitudes). ``pesq_every_n_epochs`` N: validation scores PESQ
-    and STOI (the slow part) on epochs N, 2N, ... and the last one only; loss and SI-SDR on
-    every epoch. Test always scores everything. ``compile``: torch.compile the network for
-    whole signals (training, validation, test). ``records``: each stage's last per-clip records.
+    ``compression`` c: the network sees |X|^c (or |X|^c·e^{jφ}) and estimates |Ŝ|^c (or
+    |Ŝ|^c·e^{jφ̂}); c = 1: the report's plain magnitudes. ``pesq_every_n_epochs`` N:
+    validation scores PESQ and STOI (the slow part) on epochs N, 2N, ... and the last one
+    only; loss and SI-SDR on every epoch. Test always scores everything. ``compile``:
+    torch.compile the network for whole signals (training, validation, test). ``records``:
+    each stage's last per-clip records. ``loss``: a ``crn_lightning.losses.Loss``.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class EnhancementModule(L.LightningModule):
         examples: int = 3,
         nonfinite: str = "stop",
         config: Mapping[str, Any] | None = None,
+        loss: Loss | None = None,
     ) -> None:
         super().__init__()
         if sample_rate != 16000:
@@ -69,6 +72,8 @@ class EnhancementModule(L.LightningModule):
             )
         self.config = dict(config or {})
         self.enhancer = Enhancer(model, stft, compression, sample_rate, compile, self.config)
+        # A plain attribute, not a submodule: the loss's STFT windows stay out of checkpoints.
+        self.loss = loss if loss is not None else CompressedMagnitudeMSE()
         self.lr, self.examples, self.nonfinite = lr, examples, nonfinite
         self.pesq_every_n_epochs = pesq_every_n_epochs
         # (global step, metric names) of the last validation logged: a checkpoint is ranked
@@ -85,16 +90,18 @@ class EnhancementModule(L.LightningModule):
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **changes: Any) -> EnhancementModule:
         """A freshly initialised module for a resolved training config (its stft, model,
-        module and data.sample_rate); ``changes`` replace ``module`` options."""
+        module, loss and data.sample_rate); ``changes`` replace ``module`` options."""
         model, stft = build_network(config)
         # ``_target_``: where the module options are a Hydra config group naming this class.
         options = {k: v for k, v in config["module"].items() if k != "_target_"} | changes
+        options.setdefault("loss", loss_from_config(config))
         return cls(model, stft, sample_rate=config["data"]["sample_rate"], config=config, **options)
 
     # -- training ----------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        estimate = self.enhancer.estimate(batch["noisy_mag"])
-        loss = enhancement_loss(estimate, self.enhancer.target(batch["clean_mag"]))
+        noisy = self.enhancer.noisy_input(batch["noisy_mag"], batch["noisy_phase"])
+        estimate = self.enhancer.estimate(noisy)
+        loss = self.loss(LossInputs(self.enhancer, estimate, batch["noisy_phase"], batch["clean"]))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["noisy"].shape[0])
         self._last_batch = (batch_idx, loss.detach(), batch["index"].tolist())
         return loss
@@ -146,12 +153,7 @@ class EnhancementModule(L.LightningModule):
     def _evaluation_step(self, batch: dict, stage: str) -> None:
         clean, noisy = batch["clean"], batch["noisy"]
         enhanced, scores = enhance_and_score(
-            self.enhancer,
-            batch["noisy_mag"],
-            batch["noisy_phase"],
-            batch["clean_mag"],
-            clean,
-            noisy,
+            self.enhancer, self.loss, batch["noisy_mag"], batch["noisy_phase"], clean, noisy
         )
         clean_np, noisy_np = clean.float().cpu().numpy(), noisy.float().cpu().numpy()
         enhanced_np = enhanced.float().cpu().numpy()

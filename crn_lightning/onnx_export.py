@@ -1,16 +1,20 @@
-"""Write an ``Enhancer`` as ONNX graphs in the magnitude domain (the STFT stays outside).
+"""Write an ``Enhancer`` as ONNX graphs of the STFT domain (the STFT stays outside).
 
-- the whole-signal graph: ``noisy_magnitude`` (batch, freqs, frames) → ``enhanced_magnitude``,
-  both axes dynamic.
+- the whole-signal graph: the noisy STFT → the enhanced STFT, batch and frame axes dynamic.
+  Magnitude models (``model.output`` mapping, mask): ``noisy_magnitude`` (batch, freqs,
+  frames) → ``enhanced_magnitude``; complex models (complex_mapping, complex_mask):
+  ``noisy_spectrum`` (batch, 2, freqs, frames), the real and imaginary parts as channels, →
+  ``enhanced_spectrum`` likewise.
 - the step graph (``<stem>.step<suffix>``): the same with the network's state as explicit
   inputs ``state_in_*`` and outputs ``state_out_*`` (convolution buffers, LSTM h and c): feed a
   frame (or a few) at a time with the previous call's state, zeros to start, for streaming.
 
 To enhance, take the centred STFT of the noisy signal (``n_fft``, ``hop_length``,
-``win_length``, periodic Hann window; recorded in the file's metadata), run the graph on its
-magnitude, and invert the enhanced magnitude with the noisy phase (``OnnxEnhancer`` in
+``win_length``, periodic Hann window; recorded in the file's metadata with ``input``,
+``output`` and ``phase``), run the graph, and invert its output: an enhanced magnitude with the
+noisy phase, or the enhanced real and imaginary parts (``OnnxEnhancer`` in
 crn_lightning.onnx_runtime does so with the project's STFT). The STFT is outside because the
-exporter cannot write complex STFTs.
+exporter cannot write complex STFTs (nor complex tensors: the graphs are real throughout).
 
 Exporter: the TorchScript-based ``torch.onnx.export(dynamo=False)``. The torch.export-based
 default of torch 2.11 fixes the LSTM's time axis to the example's length (it unrolls it), which
@@ -31,25 +35,32 @@ from torch import nn
 from crn_lightning.enhancer import CHECKPOINT_CONFIG_KEY, Enhancer
 
 OPSET = 17
-INPUT, OUTPUT = "noisy_magnitude", "enhanced_magnitude"
 
 
-class MagnitudeModel(nn.Module):
-    """The enhancer in the magnitude domain: compression, network, decompression."""
+def io_names(enhancer: Enhancer) -> tuple[str, str]:
+    """The graphs' input and output names for this enhancer's domain."""
+    if enhancer.complex:
+        return "noisy_spectrum", "enhanced_spectrum"
+    return "noisy_magnitude", "enhanced_magnitude"
+
+
+class SpectrumModel(nn.Module):
+    """The enhancer in the STFT domain (``Enhancer.noisy_input``'s): compression, network,
+    decompression."""
 
     def __init__(self, enhancer: Enhancer) -> None:
         super().__init__()
         self.enhancer = enhancer
 
-    def forward(self, noisy_magnitude: torch.Tensor) -> torch.Tensor:
-        return self.enhancer.decompress(self.enhancer.estimate(noisy_magnitude))
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        return self.enhancer.decompress(self.enhancer.estimate(noisy))
 
 
-class MagnitudeStepModel(MagnitudeModel):
-    """``MagnitudeModel`` continuing from an explicit state; returns (magnitude, *state)."""
+class SpectrumStepModel(SpectrumModel):
+    """``SpectrumModel`` continuing from an explicit state; returns (enhanced, *state)."""
 
-    def forward(self, noisy_magnitude: torch.Tensor, *state: torch.Tensor) -> tuple:
-        estimate, new_state = self.enhancer.estimate_stream(noisy_magnitude, state)
+    def forward(self, noisy: torch.Tensor, *state: torch.Tensor) -> tuple:
+        estimate, new_state = self.enhancer.estimate_stream(noisy, state)
         return (self.enhancer.decompress(estimate), *new_state)
 
 
@@ -60,6 +71,11 @@ def step_model_path(path: Path) -> Path:
 def metadata(enhancer: Enhancer) -> dict[str, str]:
     """What a user of the graph needs to reproduce the STFT around it."""
     stft = enhancer.stft
+    name_in, name_out = io_names(enhancer)
+    if enhancer.complex:
+        shape, phase = "(batch, 2 = real/imaginary, freqs, frames)", "the output's own"
+    else:
+        shape, phase = "(batch, freqs, frames)", "resynthesise with the noisy phase"
     return {
         "sample_rate": str(enhancer.sample_rate),
         "n_fft": str(stft.n_fft),
@@ -67,7 +83,10 @@ def metadata(enhancer: Enhancer) -> dict[str, str]:
         "win_length": str(stft.win_length),
         "window": "hann (periodic)",
         "center": "true (reflect padding)",
-        "phase": "resynthesise with the noisy phase",
+        "model_output": enhancer.network.output,
+        "input": f"{name_in} {shape}: the noisy STFT",
+        "output": f"{name_out} {shape}: the enhanced STFT",
+        "phase": phase,
         CHECKPOINT_CONFIG_KEY: json.dumps(enhancer.config),
     }
 
@@ -96,13 +115,17 @@ def _add_metadata(path: Path, enhancer: Enhancer) -> None:
 def export(enhancer: Enhancer, path: Path, step: bool) -> list[Path]:
     """Write the whole-signal graph to ``path`` and, with ``step``, the step graph beside it."""
     enhancer = enhancer.eval()
-    frames = torch.rand(1, enhancer.stft.n_freqs, 7)  # an example; every axis stays dynamic
-    dims = {0: "batch", 2: "frames"}
+    name_in, name_out = io_names(enhancer)
+    # An example (every axis but the channels and bins stays dynamic).
+    channels = (2,) if enhancer.complex else ()
+    frames = torch.rand(1, *channels, enhancer.stft.n_freqs, 7)
+    dims = {0: "batch", frames.dim() - 1: "frames"}
+    axes = {name_in: dims, name_out: dims}
     _export(
-        MagnitudeModel(enhancer).eval(),
+        SpectrumModel(enhancer).eval(),
         (frames,),
         path,
-        dict(input_names=[INPUT], output_names=[OUTPUT], dynamic_axes={INPUT: dims, OUTPUT: dims}),
+        dict(input_names=[name_in], output_names=[name_out], dynamic_axes=axes),
     )
     written = [path]
     if step:
@@ -111,14 +134,13 @@ def export(enhancer: Enhancer, path: Path, step: bool) -> list[Path]:
         outs = [f"state_out_{i}" for i in range(len(state))]
         # Every state tensor is batch-first except the LSTM's (layers, batch, hidden).
         batch_axis = [1 if s.dim() == 3 else 0 for s in state]
-        axes = {INPUT: dims, OUTPUT: dims}
         axes |= {name: {b: "batch"} for name, b in zip(ins + outs, batch_axis * 2, strict=True)}
         step_path = step_model_path(path)
         _export(
-            MagnitudeStepModel(enhancer).eval(),
-            (frames[:, :, :1], *state),
+            SpectrumStepModel(enhancer).eval(),
+            (frames[..., :1], *state),
             step_path,
-            dict(input_names=[INPUT, *ins], output_names=[OUTPUT, *outs], dynamic_axes=axes),
+            dict(input_names=[name_in, *ins], output_names=[name_out, *outs], dynamic_axes=axes),
         )
         written.append(step_path)
     for p in written:

@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.errors import UserError
 from crn_lightning.models.crn import CRNState
-from crn_lightning.onnx_export import INPUT, MagnitudeModel, step_model_path
+from crn_lightning.onnx_export import SpectrumModel, io_names, step_model_path
 from crn_lightning.streaming import StreamingEnhancer
 
 
@@ -44,13 +43,20 @@ class OnnxEnhancer:
         self.enhancer, self.path, self.threads = enhancer, path, threads
         self.session = session(path, threads)
         self._step_session = None
+        self.input_name = io_names(enhancer)[0]
+
+    def run_graph(self, noisy: torch.Tensor) -> torch.Tensor:
+        """The whole-signal graph on a noisy STFT in ``Enhancer.noisy_input``'s domain."""
+        (enhanced,) = self.session.run(None, {self.input_name: noisy.numpy()})
+        return torch.from_numpy(enhanced)
 
     @torch.inference_mode()
     def __call__(self, noisy: torch.Tensor) -> torch.Tensor:
         """Enhance (B, L) waveforms."""
         magnitude, phase = self.enhancer.stft.magnitude_phase(noisy)
-        (enhanced,) = self.session.run(None, {INPUT: magnitude.numpy()})
-        return self.enhancer.stft.inverse(torch.from_numpy(enhanced), phase, noisy.shape[-1])
+        enhanced = self.run_graph(self.enhancer.noisy_input(magnitude, phase))
+        spectrum = self.enhancer.output_spectrum(enhanced, phase)
+        return self.enhancer.resynthesise(spectrum, noisy.shape[-1])
 
     def streaming(self, batch: int = 1) -> StreamingEnhancer:
         if self._step_session is None:
@@ -62,26 +68,29 @@ class OnnxEnhancer:
     ) -> tuple[torch.Tensor, CRNState]:
         if state is None:
             state = self.enhancer.network.initial_state(spectrum.shape[0])
-        feeds = {INPUT: spectrum.abs().numpy()}
+        feeds = {self.input_name: self.enhancer.spectrum_input(spectrum).numpy()}
         feeds |= {f"state_in_{i}": s.numpy() for i, s in enumerate(state)}
         enhanced, *new_state = self._step_session.run(None, feeds)
-        enhanced = torch.polar(torch.from_numpy(enhanced), spectrum.angle())
+        enhanced = self.enhancer.output_spectrum(torch.from_numpy(enhanced), spectrum.angle())
         return enhanced, tuple(torch.from_numpy(s) for s in new_state)
 
 
 def check(enhancer: Enhancer, path: Path, step: bool, seconds: float = 3.0) -> dict[str, float]:
-    """Max abs differences between ONNX Runtime and PyTorch on a noise signal: enhanced
-    magnitudes and waveforms of the whole-signal graph; streamed waveforms of the step graph."""
+    """Max abs differences between ONNX Runtime and PyTorch on a noise signal: the graph's
+    output (enhanced ``magnitude`` or ``spectrum``) and waveforms of the whole-signal graph;
+    streamed waveforms of the step graph."""
     generator = torch.Generator().manual_seed(0)
     noisy = 0.1 * torch.randn(2, round(seconds * enhancer.sample_rate), generator=generator)
     onnx_enhancer = OnnxEnhancer(enhancer, path)
     with torch.inference_mode():
-        magnitude = enhancer.stft.magnitude_phase(noisy)[0]
-        reference_magnitude = MagnitudeModel(enhancer)(magnitude)
+        noisy_input = enhancer.noisy_input(*enhancer.stft.magnitude_phase(noisy))
+        reference_output = SpectrumModel(enhancer)(noisy_input)
         reference = enhancer(noisy)
-    (magnitude_ort,) = onnx_enhancer.session.run(None, {INPUT: magnitude.numpy()})
+    output_ort = onnx_enhancer.run_graph(noisy_input)
     result = {
-        "magnitude": float(np.abs(magnitude_ort - reference_magnitude.numpy()).max()),
+        "spectrum" if enhancer.complex else "magnitude": float(
+            (output_ort - reference_output).abs().max()
+        ),
         "waveform": float((onnx_enhancer(noisy) - reference).abs().max()),
     }
     if step:

@@ -19,23 +19,24 @@ import torch
 from tqdm import tqdm
 
 from crn_lightning.enhancer import Enhancer
-from crn_lightning.losses import enhancement_loss
+from crn_lightning.losses import Loss, LossInputs
 from crn_lightning.metrics import PerceptualScorer, PerceptualScores, si_sdr
 
 
 def enhance_and_score(
     enhancer: Enhancer,
+    loss: Loss,
     noisy_mag: torch.Tensor,
     noisy_phase: torch.Tensor,
-    clean_mag: torch.Tensor,
     clean: torch.Tensor,
     noisy: torch.Tensor,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Enhance a batch of noisy clips (B, L) from their STFT; returns the enhanced waveforms
-    and, per clip (B,), the loss and the SI-SDR of the enhanced and of the noisy signal."""
+    and, per clip (B,), the ``loss`` and the SI-SDR of the enhanced and of the noisy signal."""
     estimate, _, enhanced = enhancer.enhance_spectrum(noisy_mag, noisy_phase, noisy.shape[-1])
+    inputs = LossInputs(enhancer, estimate, noisy_phase, clean, enhanced=enhanced)
     scores = {
-        "loss": enhancement_loss(estimate, enhancer.target(clean_mag), per_clip=True),
+        "loss": loss(inputs, per_clip=True),
         "si_sdr": si_sdr(enhanced, clean),
         "si_sdr_noisy": si_sdr(noisy, clean),
     }

@@ -4,7 +4,8 @@
 16 kHz) and returns ``hop_length`` enhanced samples. Inside, the same STFT window and
 transforms as training (``STFT.frame_spectra`` / ``frame_waveforms``), the enhancer's own
 step (``Enhancer.stream_spectrum``: compression, the CRN with its convolution buffers and LSTM
-state carried from frame to frame, decompression, the noisy phase) and an overlap-add buffer.
+state carried from frame to frame, decompression, the noisy phase for magnitude outputs or the
+estimated one for complex outputs) and an overlap-add buffer.
 
 Timing, for the centred STFT of training (frame t covers samples t·hop − n_fft/2 to
 t·hop + n_fft/2): frame t can be analysed once sample t·hop + n_fft/2 − 1 has arrived, and

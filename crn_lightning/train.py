@@ -58,7 +58,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resolved[runs.OVERRIDES_KEY] = overrides  # what composes this config: resume= starts there
     # A partial: instantiate's own first parameter is named "config", as is the module's.
     build_module = instantiate(cfg.module, _partial_=True)
-    module = build_module(model, stft, sample_rate=cfg.data.sample_rate, config=resolved)
+    module = build_module(
+        model, stft, sample_rate=cfg.data.sample_rate, config=resolved, loss=instantiate(cfg.loss)
+    )
     parameters = model.num_parameters()
     log.info("CRN: %s parameters; frequency sizes %s", f"{parameters:,}", model.freq_sizes)
 

@@ -1,10 +1,21 @@
+import math
+
 import lightning as L
+import pytest
 import torch
 
 from crn_lightning.callbacks import ScoredCheckpoint
 from crn_lightning.data.datamodule import ArcticDemandDataModule
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.examples import enhance_grid
+from crn_lightning.losses import (
+    CompressedSpectrumLoss,
+    Loss,
+    LossInputs,
+    MultiResolutionSTFTLoss,
+    NegativeSISDR,
+    WeightedSum,
+)
 from crn_lightning.models.crn import CRN
 from crn_lightning.module import EnhancementModule
 from crn_lightning.stft import STFT
@@ -12,7 +23,7 @@ from crn_lightning.stft import STFT
 TAGS = ["loss", "pesq", "pesq_noisy", "stoi", "stoi_noisy", "si_sdr", "si_sdr_noisy"]
 
 
-def build(arctic, demand):
+def build(arctic, demand, output="mask", loss=None):
     stft = STFT(320, 160)
     data = ArcticDemandDataModule(
         stft,
@@ -28,8 +39,9 @@ def build(arctic, demand):
         num_workers=0,
         seed=0,
     )
-    model = CRN(stft.n_freqs, channels=(4, 8, 8, 16, 16), lstm_hidden=32, output="mask")
-    return data, EnhancementModule(model, stft, lr=1e-3, compression=0.5, metric_workers=2)
+    model = CRN(stft.n_freqs, channels=(4, 8, 8, 16, 16), lstm_hidden=32, output=output)
+    module = EnhancementModule(model, stft, lr=1e-3, compression=0.5, metric_workers=2, loss=loss)
+    return data, module
 
 
 def test_fast_dev_run_trains_validates_and_tests(tiny_corpora):
@@ -141,3 +153,68 @@ def test_compiled_enhancer_estimates_what_the_eager_one_does():
         first, state = compiled.estimate_stream(noisy_mag[..., :10])
         rest, _ = compiled.estimate_stream(noisy_mag[..., 10:], state)
     torch.testing.assert_close(torch.cat([first, rest], dim=-1), expected)
+
+
+class RecordingLoss(Loss):
+    """A real loss that also records the per-clip values it scored."""
+
+    def __init__(self, inner: Loss) -> None:
+        self.inner, self.scored = inner, []
+
+    def per_clip(self, inputs: LossInputs) -> torch.Tensor:
+        return self.inner.per_clip(inputs)
+
+    def __call__(self, inputs: LossInputs, per_clip: bool = False) -> torch.Tensor:
+        values = super().__call__(inputs, per_clip)
+        if per_clip:
+            self.scored.append(values.detach())
+        return values
+
+
+@pytest.mark.parametrize(
+    ("output", "loss"),
+    [
+        ("mapping", None),  # the report's mse
+        ("mask", MultiResolutionSTFTLoss()),
+        ("complex_mapping", CompressedSpectrumLoss()),
+        (
+            "complex_mask",
+            WeightedSum(
+                [
+                    {"weight": 1.0, "loss": CompressedSpectrumLoss()},
+                    {"weight": 0.001, "loss": NegativeSISDR()},
+                ]
+            ),
+        ),
+    ],
+    ids=["mapping-mse", "mask-multires_stft", "complex_mapping-compressed", "complex_mask-combo"],
+)
+def test_every_output_trains_with_its_loss_and_scores_finite_pesq(tiny_corpora, output, loss):
+    data, module = build(*tiny_corpora, output=output, loss=loss and RecordingLoss(loss))
+    before = [p.clone() for p in module.enhancer.network.parameters()]
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=3,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(module, datamodule=data)
+    after = list(module.enhancer.network.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert math.isfinite(float(trainer.callback_metrics["val/pesq"]))
+    if loss is not None:
+        module.loss.scored.clear()
+    trainer.test(module, datamodule=data)
+    metrics = trainer.callback_metrics
+    for name in ("test/pesq", "test/stoi", "test/si_sdr", "test/loss"):
+        assert math.isfinite(float(metrics[name])), name
+    assert 1.0 <= float(metrics["test/pesq"]) <= 4.65
+    if loss is not None:
+        # Test (as validation) scores the module's own loss object, one value per clip.
+        scored = torch.cat(module.loss.scored)
+        assert len(scored) == len(data.datasets["test"])
+        assert float(metrics["test/loss"]) == pytest.approx(float(scored.mean()), rel=1e-5)

@@ -25,7 +25,9 @@ from crn_lightning.errors import ConfigError
 from crn_lightning.evaluate import evaluate
 from crn_lightning.metrics import perceptual_scores, si_sdr
 from crn_lightning.mixing import snr_db
+from crn_lightning.models.crn import CRN, OUTPUTS
 from crn_lightning.module import EnhancementModule
+from crn_lightning.stft import STFT
 
 
 @pytest.fixture(scope="module")
@@ -327,3 +329,45 @@ def test_export_cli_writes_graphs_that_onnxruntime_runs_like_pytorch(checkpoint,
 
     with pytest.raises(ConfigError, match="overwrite=true"):
         run(_config("export", ckpt=str(checkpoint), output=str(path)))
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_every_output_exports_graphs_that_onnxruntime_runs_like_pytorch(output, tmp_path):
+    import onnx
+
+    from crn_lightning.onnx_export import export
+    from crn_lightning.onnx_runtime import OnnxEnhancer, check
+
+    torch.manual_seed(0)
+    stft = STFT(320, 160)
+    network = CRN(stft.n_freqs, channels=(4, 8, 8, 16, 16), lstm_hidden=32, output=output)
+    enhancer = Enhancer(network, stft, compression=0.5)
+    enhancer.train()  # non-trivial batch-norm statistics
+    with torch.no_grad():
+        enhancer(0.1 * torch.randn(4, SR))
+    enhancer.eval()
+    path = tmp_path / "model.onnx"
+    assert export(enhancer, path, step=True) == [path, tmp_path / "model.step.onnx"]
+    differences = check(enhancer, path, step=True, seconds=1.0)
+    graph_output = "spectrum" if enhancer.complex else "magnitude"
+    assert set(differences) == {graph_output, "waveform", "streamed_waveform"}
+    assert max(differences.values()) <= 1e-4, differences
+
+    graph = onnx.load(str(path))
+    props = {p.key: p.value for p in graph.metadata_props}
+    assert props["model_output"] == output
+    names = ([i.name for i in graph.graph.input], [o.name for o in graph.graph.output])
+    if enhancer.complex:  # real and imaginary parts as channels; the output's own phase
+        assert names == (["noisy_spectrum"], ["enhanced_spectrum"])
+        assert props["input"].startswith("noisy_spectrum (batch, 2 = real/imaginary")
+        assert props["phase"] == "the output's own"
+    else:
+        assert names == (["noisy_magnitude"], ["enhanced_magnitude"])
+        assert props["phase"] == "resynthesise with the noisy phase"
+
+    noisy = 0.1 * torch.randn(3, 12345)  # another batch size and length than the export's
+    onnx_enhancer = OnnxEnhancer(enhancer, path)
+    with torch.no_grad():
+        reference = enhancer(noisy)
+    assert (onnx_enhancer(noisy) - reference).abs().max() <= 1e-4
+    assert (onnx_enhancer.streaming(batch=3).enhance(noisy) - reference).abs().max() <= 1e-4

@@ -91,12 +91,50 @@ class CausalDeconvBlock(nn.Module):
         return out, spill
 
 
+# What the CRN's last layer predicts (``model.output``). The magnitude outputs take and give
+# one channel, the compressed magnitude; the complex ones give two, the real and imaginary
+# parts of the compressed clean spectrum |Ŝ|^c·e^{jφ̂}, from the compressed noisy spectrum's
+# real and imaginary parts (and optionally its magnitude) in their first input channels.
+MAGNITUDE_OUTPUTS = ("mapping", "mask")
+COMPLEX_OUTPUTS = ("complex_mapping", "complex_mask")
+OUTPUTS = MAGNITUDE_OUTPUTS + COMPLEX_OUTPUTS
+
+
+def is_complex(output: str) -> bool:
+    """Whether ``model.output`` estimates the complex spectrum (else the magnitude)."""
+    return output in COMPLEX_OUTPUTS
+
+
+def input_channels_for(output: str, input_channels: int | None) -> int:
+    """The network's input channels: 1 (compressed magnitude) for the magnitude outputs; for
+    the complex ones 2 (real, imaginary) or 3 (with the compressed magnitude; the default)."""
+    allowed = (2, 3) if is_complex(output) else (1,)
+    channels = allowed[-1] if input_channels is None else input_channels
+    if channels not in allowed:
+        raise ConfigError(
+            f"model.input_channels={input_channels} does not fit model.output={output}: "
+            f"{' or '.join(map(str, allowed))} (or null)"
+        )
+    return channels
+
+
 class CRN(nn.Module):
     """Causal CRN: conv encoder → LSTM over time → transposed-conv decoder with skips.
 
-    Input and output are magnitudes (B, 1, T, F). With ``output="mapping"`` (the report) the
-    last layer is BatchNorm + ReLU and predicts the clean magnitude directly; with
-    ``output="mask"`` it predicts a sigmoid mask that multiplies the input.
+    Input (B, input_channels, T, F), output (B, 1 or 2, T, F); ``output`` (``OUTPUTS``):
+
+    - ``mapping`` (the report): BatchNorm + ReLU, the clean (compressed) magnitude directly;
+    - ``mask``: a sigmoid mask, times ``mask_bound``, multiplying the input magnitude;
+    - ``complex_mapping`` (GCRN-style): the real and imaginary parts of the compressed clean
+      spectrum, a linear output;
+    - ``complex_mask`` (DCCRN's "E" form): a complex ratio mask M of magnitude
+      ``mask_bound``·tanh(|m|) and the phase of the two output channels m (atan2(m_i, m_r),
+      applied as m/|m|), multiplying the compressed noisy spectrum (input channels 0, 1).
+
+    One decoder serves both channels of the complex outputs (its last layer has two output
+    channels) rather than GCRN's two decoders: the decoder, the network's costliest part per
+    frame after the LSTM, keeps its size, so every output has (nearly) the same parameters
+    and time per hop and a comparison of outputs compares formulations, not capacities.
     ``lstm_hidden=None`` uses the flattened bottleneck size (the report: 256 × 14 = 3584).
     """
 
@@ -107,15 +145,21 @@ class CRN(nn.Module):
         lstm_hidden: int | None = None,
         lstm_layers: int = 1,
         output: str = "mapping",
+        input_channels: int | None = None,
+        mask_bound: float = 1.0,
     ) -> None:
         super().__init__()
-        if output not in ("mapping", "mask"):
-            raise ConfigError(f"model.output must be 'mapping' or 'mask', got {output!r}")
+        if output not in OUTPUTS:
+            raise ConfigError(f"model.output must be one of {', '.join(OUTPUTS)}; got {output!r}")
         if not channels:
             raise ConfigError("model.channels must list at least one encoder layer")
-        self.n_freqs, self.output = n_freqs, output
+        if not mask_bound > 0:
+            raise ConfigError(f"model.mask_bound must be positive, got {mask_bound}")
+        self.n_freqs, self.output, self.mask_bound = n_freqs, output, mask_bound
+        self.input_channels = input_channels_for(output, input_channels)
+        self.output_channels = 2 if is_complex(output) else 1
         self.freq_sizes = encoder_freq_sizes(n_freqs, len(channels))
-        widths = [1, *channels]
+        widths = [self.input_channels, *channels]
         self.encoder = nn.ModuleList(
             CausalConvBlock(widths[i], widths[i + 1]) for i in range(len(channels))
         )
@@ -128,17 +172,18 @@ class CRN(nn.Module):
         for level in reversed(range(len(channels))):
             f_in, f_out = self.freq_sizes[level + 1], self.freq_sizes[level]
             output_padding = f_out - ((f_in - 1) * STRIDE[1] + KERNEL[1])
+            out_width = widths[level] if level > 0 else self.output_channels
             decoder.append(
-                CausalDeconvBlock(2 * widths[level + 1], widths[level], output_padding, level == 0)
+                CausalDeconvBlock(2 * widths[level + 1], out_width, output_padding, level == 0)
             )
         self.decoder = nn.ModuleList(decoder)
         self.out_norm = nn.BatchNorm2d(1) if output == "mapping" else None
 
-    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
-        return self.stream(magnitude)[0]
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.stream(features)[0]
 
     def stream(
-        self, magnitude: torch.Tensor, state: CRNState | None = None
+        self, features: torch.Tensor, state: CRNState | None = None
     ) -> tuple[torch.Tensor, CRNState]:
         """The CRN over frames that follow the ones ``state`` was returned for.
 
@@ -147,10 +192,11 @@ class CRN(nn.Module):
         same output as one run over all its frames (in eval mode: batch norm uses its running
         statistics). The streaming enhancer and the ONNX step model run it one frame at a time.
         """
-        if magnitude.dim() != 4 or magnitude.shape[1] != 1 or magnitude.shape[3] != self.n_freqs:
+        expected = (self.input_channels, self.n_freqs)
+        if features.dim() != 4 or (features.shape[1], features.shape[3]) != expected:
             raise ConfigError(
-                f"CRN expects (batch, 1, frames, {self.n_freqs}) magnitudes, "
-                f"got {tuple(magnitude.shape)}"
+                f"CRN expects (batch, {self.input_channels}, frames, {self.n_freqs}) inputs, "
+                f"got {tuple(features.shape)}"
             )
         depth = len(self.encoder)
         if state is None:
@@ -159,7 +205,7 @@ class CRN(nn.Module):
             if len(state) != 2 * depth + 2:
                 raise ValueError(f"CRN state must hold {2 * depth + 2} tensors, got {len(state)}")
             pasts, hidden, carries = state[:depth], state[depth : depth + 2], state[depth + 2 :]
-        x, skips, new_pasts = magnitude, [], []
+        x, skips, new_pasts = features, [], []
         for block, past in zip(self.encoder, pasts, strict=True):
             x, past = block(x, past)
             skips.append(x)
@@ -172,21 +218,43 @@ class CRN(nn.Module):
         for block, skip, carry in zip(self.decoder, reversed(skips), carries, strict=True):
             x, spill = block(torch.cat([x, skip], dim=1), carry)
             new_carries.append(spill)
+        return self._output(x, features), (*new_pasts, h, c, *new_carries)
+
+    def _output(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        if self.output == "mapping":
+            return torch.relu(self.out_norm(x))
         if self.output == "mask":
-            out = torch.sigmoid(x) * magnitude
-        else:
-            out = torch.relu(self.out_norm(x))
-        return out, (*new_pasts, h, c, *new_carries)
+            mask = torch.sigmoid(x)
+            return (mask if self.mask_bound == 1 else self.mask_bound * mask) * features
+        if self.output == "complex_mapping":
+            return x
+        # complex_mask: M = bound·tanh(|m|)·m/|m|; tanh(r)/r → 1 as r → 0, so the small
+        # constant only keeps the division (and its gradient) finite at m = 0.
+        radius = (x.square().sum(dim=1, keepdim=True) + 1e-12).sqrt()
+        mask = x * (self.mask_bound * torch.tanh(radius) / radius)
+        noisy_real, noisy_imag = features[:, :1], features[:, 1:2]
+        return torch.cat(
+            [
+                mask[:, :1] * noisy_real - mask[:, 1:] * noisy_imag,
+                mask[:, :1] * noisy_imag + mask[:, 1:] * noisy_real,
+            ],
+            dim=1,
+        )
 
     def initial_state(self, batch: int = 1) -> CRNState:
         """The state before a signal's first frame, as zeros: ``stream`` with it equals
         ``stream`` with ``None`` (for a step model with explicit state inputs)."""
         weight = self.lstm.weight_ih_l0
-        widths = [1, *(block.conv.out_channels for block in self.encoder)]
-        depth = len(self.encoder)
-        pasts = [(batch, widths[i], KERNEL[0] - 1, self.freq_sizes[i]) for i in range(depth)]
+        pasts = [
+            (batch, block.conv.in_channels, KERNEL[0] - 1, self.freq_sizes[i])
+            for i, block in enumerate(self.encoder)
+        ]
         hidden = [(self.lstm.num_layers, batch, self.lstm.hidden_size)] * 2
-        carries = [(batch, widths[i], 1, self.freq_sizes[i]) for i in reversed(range(depth))]
+        depth = len(self.encoder)
+        carries = [
+            (batch, block.deconv.out_channels, 1, self.freq_sizes[depth - 1 - j])
+            for j, block in enumerate(self.decoder)
+        ]
         return tuple(weight.new_zeros(shape) for shape in (*pasts, *hidden, *carries))
 
     def num_parameters(self) -> int:
