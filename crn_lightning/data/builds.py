@@ -12,10 +12,15 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def sha256_file(path: Path) -> str:
@@ -109,3 +114,30 @@ def install_build(
             (root / name).rename(build / f"replaced-{name}")
         (build / name).rename(root / name)
     os.replace(build / manifest_name, root / manifest_name)
+
+
+def seeded_rng(seed: int, key: str) -> np.random.Generator:
+    """An independent stream per task, stable across runs, processes and task order."""
+    return np.random.default_rng([seed, zlib.crc32(key.encode())])
+
+
+def build_corpus(
+    root: Path,
+    top_folders: Sequence[str],
+    marker: str,
+    maker: str,
+    build_prefix: str,
+    manifest_name: str,
+    generate: Callable[[Path], Mapping[str, Any]],
+) -> None:
+    """Run ``generate(build)`` in a fresh temporary folder under ``root`` (after removing
+    builds an interrupted run left) and install what it wrote with ``install_build``; the
+    temporary folder is deleted whatever happens."""
+    refuse_foreign_folders(root, top_folders, marker, maker)
+    for stale in root.glob(f"{build_prefix}*"):  # left by an interrupted build
+        shutil.rmtree(stale, ignore_errors=True)
+    build = Path(tempfile.mkdtemp(prefix=build_prefix, dir=root))
+    try:
+        install_build(root, build, top_folders, manifest_name, generate(build))
+    finally:
+        shutil.rmtree(build, ignore_errors=True)

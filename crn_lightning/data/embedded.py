@@ -27,10 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
-import shutil
-import tempfile
 import time
-import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +39,10 @@ import torch
 
 from crn_lightning.audio import resample
 from crn_lightning.data.builds import (
+    build_corpus,
     exclusive_lock,
     file_records,
-    install_build,
-    refuse_foreign_folders,
+    seeded_rng,
     verify_manifest,
 )
 from crn_lightning.data.espeak import EspeakSynthesizer
@@ -182,20 +179,16 @@ def _arctic_id(index: int) -> str:
     return f"arctic_a{index + 1:04d}" if index < 593 else f"arctic_b{index - 592:04d}"
 
 
-def _rng(seed: int, key: str) -> np.random.Generator:
-    """An independent stream per task, stable across runs, processes and task order."""
-    return np.random.default_rng([seed, zlib.crc32(key.encode())])
-
-
 def _build(root: Path, spec: EmbeddedCorpusSpec) -> None:
-    refuse_foreign_folders(root, _TOP_FOLDERS, _MARKER_NAME, "embedded corpus generator")
-    for stale in root.glob(f"{_BUILD_PREFIX}*"):  # left by an interrupted generation
-        shutil.rmtree(stale, ignore_errors=True)
-    build = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=root))
-    try:
-        install_build(root, build, _TOP_FOLDERS, MANIFEST_NAME, _generate(build, spec))
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
+    build_corpus(
+        root,
+        _TOP_FOLDERS,
+        _MARKER_NAME,
+        "embedded corpus generator",
+        _BUILD_PREFIX,
+        MANIFEST_NAME,
+        lambda build: _generate(build, spec),
+    )
 
 
 def _generate(build: Path, spec: EmbeddedCorpusSpec) -> dict[str, Any]:
@@ -247,7 +240,7 @@ def _run_shard(
 
 def _write_noise(build: str, environment: str, spec: EmbeddedCorpusSpec) -> None:
     audio = ENVIRONMENT_GENERATORS[environment](
-        spec.noise_seconds, spec.sample_rate, _rng(spec.seed, f"noise/{environment}")
+        spec.noise_seconds, spec.sample_rate, seeded_rng(spec.seed, f"noise/{environment}")
     )
     folder = Path(build) / "DEMAND" / environment
     folder.mkdir(parents=True)
@@ -258,7 +251,7 @@ def _write_speaker(
     build: str, speaker: str, prompts: list[str], spec: EmbeddedCorpusSpec
 ) -> list[dict[str, Any]]:
     synth = EspeakSynthesizer()
-    rng = _rng(spec.seed, f"speaker/{speaker}")
+    rng = seeded_rng(spec.seed, f"speaker/{speaker}")
     folder = Path(build) / "cmu_arctic" / f"cmu_us_{speaker}_arctic"
     (folder / "wav").mkdir(parents=True)
     (folder / "etc").mkdir()

@@ -81,9 +81,7 @@ import multiprocessing
 import os
 import re
 import shutil
-import tempfile
 import time
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -98,10 +96,10 @@ import torch
 
 from crn_lightning.audio import AudioFileError, read_channels, resample
 from crn_lightning.data.builds import (
+    build_corpus,
     exclusive_lock,
     file_records,
-    install_build,
-    refuse_foreign_folders,
+    seeded_rng,
     verify_manifest,
 )
 from crn_lightning.data.packages import FetchedPackage, fetch_package
@@ -432,22 +430,20 @@ def _corpus(root: Path) -> OfflineCorpus:
     )
 
 
-def _rng(seed: int, key: str) -> np.random.Generator:
-    """An independent stream per task, stable across runs and task order."""
-    return np.random.default_rng([seed, zlib.crc32(key.encode())])
-
-
 def _build(root: Path, spec: OfflineCorpusSpec, workers: int) -> None:
-    refuse_foreign_folders(root, _TOP_FOLDERS, _MARKER_NAME, "offline corpus builder")
-    for stale in root.glob(f"{_BUILD_PREFIX}*"):  # left by an interrupted build
-        shutil.rmtree(stale, ignore_errors=True)
-    build = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=root))
-    try:
+    def generate(build: Path) -> dict[str, Any]:
         with _file_mapper(workers) as mapper:
-            manifest = _generate(build, spec, mapper)
-        install_build(root, build, _TOP_FOLDERS, MANIFEST_NAME, manifest)
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
+            return _generate(build, spec, mapper)
+
+    build_corpus(
+        root,
+        _TOP_FOLDERS,
+        _MARKER_NAME,
+        "offline corpus builder",
+        _BUILD_PREFIX,
+        MANIFEST_NAME,
+        generate,
+    )
 
 
 # What runs a function over many files: the built-in map, or a process pool's (in order).
@@ -768,7 +764,7 @@ def _render_layer(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """A layer's ``noise_seconds`` of sound, at its level_db, and a record of what it used."""
     total = round(spec.noise_seconds * spec.sample_rate)
-    rng = _rng(spec.seed, key)
+    rng = seeded_rng(spec.seed, key)
     if not pieces:
         raise OfflineCorpusError(f"noise layer {key}: its files hold no usable sound")
     unique_seconds = sum(len(p) for p in pieces) / spec.sample_rate
