@@ -42,6 +42,7 @@ class ModuleConfig:
     compile: bool = MISSING
     examples: int = MISSING
     nonfinite: str = MISSING
+    lr_schedule: str = MISSING
 
 
 @dataclass

@@ -23,6 +23,9 @@ from crn_lightning.tensorboard_examples import log_validation_examples
 log = logging.getLogger(__name__)
 
 RNG_KEY = "crn_lightning_rng"
+# constant: the report's fixed Adam step; cosine: decays to zero over the run's steps, so that
+# a short run ends on settled weights instead of wherever the last large steps left them.
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class NonFiniteError(UserError, FloatingPointError):
@@ -58,11 +61,16 @@ class EnhancementModule(L.LightningModule):
         nonfinite: str = "stop",
         config: Mapping[str, Any] | None = None,
         loss: Loss | None = None,
+        lr_schedule: str = "constant",
     ) -> None:
         super().__init__()
         if sample_rate != 16000:
             raise ConfigError(
                 f"wideband PESQ needs 16 kHz audio, data.sample_rate is {sample_rate}"
+            )
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"module.lr_schedule must be one of {list(LR_SCHEDULES)}, got {lr_schedule!r}"
             )
         if nonfinite not in ("stop", "skip"):
             raise ConfigError(f"module.nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
@@ -75,6 +83,7 @@ class EnhancementModule(L.LightningModule):
         # A plain attribute, not a submodule: the loss's STFT windows stay out of checkpoints.
         self.loss = loss if loss is not None else CompressedMagnitudeMSE()
         self.lr, self.examples, self.nonfinite = lr, examples, nonfinite
+        self.lr_schedule = lr_schedule
         self.pesq_every_n_epochs = pesq_every_n_epochs
         # (global step, metric names) of the last validation logged: a checkpoint is ranked
         # by a metric only when it was computed for those very weights (see ScoredCheckpoint).
@@ -129,8 +138,13 @@ class EnhancementModule(L.LightningModule):
         log.warning("skipped the batch: %s", where)
         self.log("train/skipped_batches", float(self.skipped_batches))
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.enhancer.network.parameters(), lr=self.lr)
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.enhancer.network.parameters(), lr=self.lr)
+        if self.lr_schedule == "constant":
+            return optimizer
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
 
     # -- evaluation ----------------------------------------------------------------------
     def scores_perceptual(self, stage: str) -> bool:

@@ -12,6 +12,8 @@ from conftest import run_train
 from fake_debs import default_layout_packages, install_fake_apt_get, make_deb, speech_like
 from fake_debs import write_sound as write_sound_file
 
+from crn_lightning.data.corpora import assign_speakers
+from crn_lightning.data.corpus_choice import CorpusRoots, offline_held_out, speaker_split
 from crn_lightning.data.datamodule import ArcticDemandDataModule
 from crn_lightning.data.embedded import EmbeddedCorpusSpec, ensure_embedded_corpus
 from crn_lightning.data.offline import ensure_offline_corpus, spec_from_config
@@ -192,3 +194,36 @@ def test_train_cli_on_a_first_built_offline_corpus_records_its_sources(fake_apt,
     assert set(metrics["test_breakdown"]["by_environment"]) <= set(OFFLINE_ENVIRONMENTS)
     manifest = json.loads((tmp_path / "cache" / "offline" / "manifest.json").read_text())
     assert [s["version"] for s in manifest["sources"]] == [s[1] for s in packages]
+
+
+def test_auto_falling_back_to_two_embedded_speakers_splits_by_utterance(
+    tmp_path, embedded_dir, monkeypatch, caplog
+):
+    """The quickstart asks for a speaker split; the embedded fallback has two voices only."""
+    no_apt_get(tmp_path, monkeypatch)
+    data = data_module(tmp_path, embedded_dir, split_by="speaker")
+    with caplog.at_level(logging.WARNING, logger="crn_lightning.data.corpus_choice"):
+        data.setup()
+    assert data.corpus_info["split_by"] == "utterance"
+    assert "splitting by utterance instead" in caplog.text
+    # Named explicitly, the same corpus cannot be split by speaker: an error, not a fallback.
+    data = data_module(tmp_path, embedded_dir, corpus="embedded", split_by="speaker")
+    with pytest.raises(ConfigError, match="needs at least 3 speakers"):
+        data.setup()
+
+
+def test_null_speaker_lists_take_the_corpus_standard_held_out_speakers():
+    speakers = ["a", "b", "klettres_fr", "klettres_nl", "tuxpaint_bg", "tuxpaint_ro"]
+    roots = CorpusRoots(
+        Path("s"), Path("n"), speakers, ["CITY"], "offline", [], offline_held_out(speakers)
+    )
+    split = speaker_split("speaker", "auto", roots, None, None)
+    assert (split.val, split.test) == (
+        ["klettres_nl", "tuxpaint_ro"],
+        ["klettres_fr", "tuxpaint_bg"],
+    )
+    assert set(assign_speakers(speakers, split.val, split.test, 0)["train"]) == {"a", "b"}
+    # Named speakers win; a subset without the standard voices has no standard split.
+    assert speaker_split("speaker", "auto", roots, ["a"], None).val == ["a"]
+    assert offline_held_out(["a", "b", "klettres_fr"]) is None
+    assert speaker_split("utterance", "auto", roots, None, None).val is None

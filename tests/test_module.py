@@ -7,6 +7,7 @@ import torch
 from crn_lightning.callbacks import ScoredCheckpoint
 from crn_lightning.data.datamodule import ArcticDemandDataModule
 from crn_lightning.enhancer import Enhancer
+from crn_lightning.errors import ConfigError
 from crn_lightning.examples import enhance_grid
 from crn_lightning.losses import (
     CompressedSpectrumLoss,
@@ -218,3 +219,36 @@ def test_every_output_trains_with_its_loss_and_scores_finite_pesq(tiny_corpora, 
         scored = torch.cat(module.loss.scored)
         assert len(scored) == len(data.datasets["test"])
         assert float(metrics["test/loss"]) == pytest.approx(float(scored.mean()), rel=1e-5)
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_run(tiny_corpora):
+    data, module = build(*tiny_corpora)
+    module.lr_schedule = "cosine"
+    rates = []
+
+    class RecordRate(L.Callback):
+        def on_train_batch_start(self, trainer, *args):
+            rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_val_batches=0,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        use_distributed_sampler=False,
+        callbacks=[RecordRate()],
+    )
+    trainer.fit(module, datamodule=data)
+    steps = trainer.global_step
+    assert steps == 4 and rates[0] == pytest.approx(1e-3)
+    # CosineAnnealingLR over the run's steps: lr_k = lr/2 (1 + cos(pi k / steps)).
+    expected = [1e-3 / 2 * (1 + math.cos(math.pi * k / steps)) for k in range(steps)]
+    assert rates == pytest.approx(expected)
+
+
+def test_unknown_lr_schedule_is_refused_by_name():
+    stft = STFT(320, 160)
+    model = CRN(stft.n_freqs, channels=(4, 8, 8, 16, 16), lstm_hidden=32)
+    with pytest.raises(ConfigError, match="module.lr_schedule must be one of"):
+        EnhancementModule(model, stft, lr_schedule="linear")

@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 
 CORPUS_KINDS = ("auto", "real", "offline", "embedded")
 _RULE = "!" * 78
+# The offline corpus's standard speaker-disjoint split (data.split_by=speaker with null
+# data.val_speakers / data.test_speakers): two voices each from two packages, neither of the
+# two large fillets-ng voices, so that training keeps most of the speech. Fixed rather than
+# drawn, so that every offline run validates and tests on the same new voices.
+OFFLINE_HELD_OUT_SPEAKERS = {
+    "val": ("klettres_nl", "tuxpaint_ro"),
+    "test": ("klettres_fr", "tuxpaint_bg"),
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,8 @@ class CorpusRoots:
     environments: list[str]
     kind: str  # real, offline or embedded (a data.corpus value that reproduces the choice)
     sources: list[dict[str, Any]] = field(default_factory=list)  # offline: its packages
+    # A corpus's standard validation and test speakers, where it has them (offline).
+    held_out_speakers: dict[str, list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,51 @@ def choose_corpus(
     return _offline(offline, generated)
 
 
+@dataclass(frozen=True)
+class SpeakerSplit:
+    """How a run splits its corpus's utterances: ``split_by`` and the named speakers."""
+
+    split_by: str  # utterance or speaker
+    val: list[str] | None
+    test: list[str] | None
+
+
+def speaker_split(
+    split_by: str,
+    corpus: str,
+    roots: CorpusRoots,
+    val_speakers: Sequence[str] | None,
+    test_speakers: Sequence[str] | None,
+) -> SpeakerSplit:
+    """data.split_by and data.val_speakers / data.test_speakers for the corpus in use: null
+    speaker lists take the corpus's standard held-out speakers where it has them; where
+    data.corpus=auto fell back to a corpus with fewer than the three speakers a speaker split
+    needs (the embedded corpus has two), the split is by utterance, with a warning."""
+    val = None if val_speakers is None else list(val_speakers)
+    test = None if test_speakers is None else list(test_speakers)
+    if split_by != "speaker":
+        return SpeakerSplit(split_by, val, test)
+    if corpus == "auto" and len(roots.speakers) < 3:
+        log.warning(
+            "data.split_by=speaker, but the %s corpus that data.corpus=auto chose has only the "
+            "speakers %s: splitting by utterance instead (validation and test hear voices "
+            "trained on)",
+            roots.kind,
+            roots.speakers,
+        )
+        return SpeakerSplit("utterance", None, None)
+    if val is None and test is None and roots.held_out_speakers:
+        val, test = roots.held_out_speakers["val"], roots.held_out_speakers["test"]
+        log.info(
+            "speaker-disjoint split: the %s corpus's standard held-out speakers, validation "
+            "%s, test %s (data.val_speakers / data.test_speakers name others)",
+            roots.kind,
+            val,
+            test,
+        )
+    return SpeakerSplit("speaker", val, test)
+
+
 def check_corpus_kind(corpus: str) -> None:
     if corpus not in CORPUS_KINDS:
         raise ConfigError(f"data.corpus must be auto, real, offline or embedded, got {corpus!r}")
@@ -133,7 +188,16 @@ def _offline(offline: OfflineCorpus, generated: GeneratedCorpora) -> CorpusRoots
         environments,
         "offline",
         offline_sources(offline),
+        offline_held_out(speakers),
     )
+
+
+def offline_held_out(speakers: Sequence[str]) -> dict[str, list[str]] | None:
+    """The standard split's speakers, while the speakers in use still include all of them."""
+    wanted = {stage: list(names) for stage, names in OFFLINE_HELD_OUT_SPEAKERS.items()}
+    if all(name in speakers for names in wanted.values() for name in names):
+        return wanted
+    return None
 
 
 def _subset(chosen: Sequence[str] | None, available: Sequence[str], key: str) -> list[str]:

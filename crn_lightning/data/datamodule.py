@@ -27,9 +27,11 @@ from crn_lightning.data.corpora import (
 from crn_lightning.data.corpus_choice import (
     CorpusRoots,
     GeneratedCorpora,
+    SpeakerSplit,
     check_corpus_kind,
     choose_corpus,
     describe_sources,
+    speaker_split,
 )
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.data.grids import GridItem
@@ -185,7 +187,10 @@ class ArcticDemandDataModule(L.LightningDataModule):
         roots = self._resolve_roots()
         files = find_arctic(roots.arctic_root, roots.speakers)
         noise_files = find_demand(roots.demand_root, roots.environments, self.noise_channel)
-        utterances, skipped = self._read_utterances(files, roots.speakers)
+        split = speaker_split(
+            self.split_by, self.corpus, roots, self.val_speakers, self.test_speakers
+        )
+        utterances, skipped = self._read_utterances(files, roots, split)
         noise = load_noise_regions(
             noise_files,
             self.noise_split,
@@ -200,7 +205,7 @@ class ArcticDemandDataModule(L.LightningDataModule):
             "demand_root": str(roots.demand_root),
             "speakers": roots.speakers,
             "sources": roots.sources,
-        } | self._split_info(utterances, noise, redraws, skipped)
+        } | self._split_info(utterances, noise, redraws, skipped, split.split_by)
         log.info(
             "corpus: %s (ARCTIC %s, DEMAND %s); utterances %s; mixtures per epoch %s; "
             "unusable files skipped: %d%s",
@@ -216,13 +221,11 @@ class ArcticDemandDataModule(L.LightningDataModule):
         )
 
     def _read_utterances(
-        self, files: Mapping[str, list[Path]], speakers: list[str]
+        self, files: Mapping[str, list[Path]], roots: CorpusRoots, split: SpeakerSplit
     ) -> tuple[dict[str, list[LoadedUtterance]], list[tuple[Path, str]]]:
         stage_speakers = None  # split by utterance: every split draws from every speaker
-        if self.split_by == "speaker":
-            stage_speakers = assign_speakers(
-                speakers, self.val_speakers, self.test_speakers, self.seed
-            )
+        if split.split_by == "speaker":
+            stage_speakers = assign_speakers(roots.speakers, split.val, split.test, self.seed)
         return load_utterances(
             files,
             self.split,
@@ -268,11 +271,12 @@ class ArcticDemandDataModule(L.LightningDataModule):
         noise: Mapping[str, list[NoiseRegion]],
         offset_redraws: Mapping[str, int],
         skipped: Sequence[tuple[Path, str]],
+        split_by: str,
     ) -> dict[str, Any]:
         """What each split holds, for ``corpus_info`` (and so metrics.json)."""
         return {
             "environments": self.environments,
-            "split_by": self.split_by,
+            "split_by": split_by,
             "stage_speakers": {s: sorted({u.speaker for u in utterances[s]}) for s in STAGES},
             "utterances": {stage: len(u) for stage, u in utterances.items()},
             "mixtures": {stage: len(d) for stage, d in self.datasets.items()},
