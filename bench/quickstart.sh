@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quickstart end to end with a fresh embedded-corpus cache, timed (README's first command,
+# Quickstart end to end with a fresh corpus cache (the offline corpus is built), timed (README's first command,
 # minus the install). Usage: bash bench/quickstart.sh [extra Hydra overrides]
 set -euo pipefail
 cd "$(dirname "$0")/.."

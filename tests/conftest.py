@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "experiment=quickstart",
     "data.corpus=embedded",  # explicit: auto could start a real build of the offline corpus
+    "data.split_by=utterance",  # the embedded corpus has two speakers
     "data.embedded.utterances_per_speaker=5",
     "data.embedded.noise_seconds=12",
     "data.split.train=4",

