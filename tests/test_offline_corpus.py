@@ -19,16 +19,17 @@ from fake_debs import (
     tiny_spec,
 )
 
-from crn_lightning.data import offline
 from crn_lightning.data.builds import sha256_file
 from crn_lightning.data.corpora import find_arctic, find_demand
-from crn_lightning.data.offline import OfflineCorpusSpec, assess_speech, ensure_offline_corpus
+from crn_lightning.data.offline import ensure_offline_corpus
+from crn_lightning.data.offline_spec import DEFAULT_NOISE, DEFAULT_SPEECH, OfflineCorpusSpec
 from crn_lightning.data.packages import (
     PackageError,
     PackageManagerUnavailable,
     extract_deb,
     fetch_package,
 )
+from crn_lightning.data.speech_quality import assess_speech
 
 
 def test_builds_a_verified_corpus_in_the_real_layout_and_reuses_it(
@@ -164,10 +165,10 @@ def test_default_spec_names_every_package_once() -> None:
     assert len(packages) == len(set(packages))
     assert {"fillets-ng-data-cs", "klettres-data", "tuxpaint-stamps-default"} <= set(packages)
     assert "fillets-ng-data-nl" in packages  # babble: voices that are not speech speakers
-    speech = {s.package for s in offline.DEFAULT_SPEECH}
+    speech = {s.package for s in DEFAULT_SPEECH}
     babble = {
         part.package
-        for env in offline.DEFAULT_NOISE
+        for env in DEFAULT_NOISE
         for layer in env.layers
         for part in layer.parts
         if layer.method == "babble"
