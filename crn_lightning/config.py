@@ -20,7 +20,7 @@ from omegaconf import MISSING, DictConfig
 
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.data.offline import CONFIG_FIELDS as OFFLINE_CONFIG_FIELDS
-from crn_lightning.data.offline import OfflineCorpusSpec
+from crn_lightning.data.offline_spec import OfflineCorpusSpec
 from crn_lightning.errors import ConfigError
 from crn_lightning.runs import register_resolvers
 

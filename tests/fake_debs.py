@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from crn_lightning.data.offline import (
+from crn_lightning.data.offline_spec import (
     NoiseEnvironment,
     NoiseLayer,
     NoisePart,

@@ -17,7 +17,7 @@ from crn_lightning.data import mixtures, samplers
 from crn_lightning.data.corpora import CorpusError
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.data.offline import CONFIG_FIELDS as OFFLINE_CONFIG_FIELDS
-from crn_lightning.data.offline import OfflineCorpusSpec
+from crn_lightning.data.offline_spec import OfflineCorpusSpec
 from crn_lightning.mixing import snr_db
 from crn_lightning.stft import STFT
 

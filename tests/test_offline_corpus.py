@@ -20,17 +20,19 @@ from fake_debs import (
     tiny_spec,
 )
 
-from crn_lightning.data import offline
 from crn_lightning.data.builds import seeded_rng, sha256_file
 from crn_lightning.data.corpora import find_arctic, find_demand
 from crn_lightning.data.noise_synth import ENVIRONMENT_GENERATORS
-from crn_lightning.data.offline import OfflineCorpusSpec, assess_speech, ensure_offline_corpus
+from crn_lightning.data.offline import ensure_offline_corpus
+from crn_lightning.data.offline_spec import DEFAULT_NOISE, DEFAULT_SPEECH, OfflineCorpusSpec
 from crn_lightning.data.packages import (
     PackageError,
     PackageManagerUnavailable,
     extract_deb,
     fetch_package,
 )
+from crn_lightning.data.speech_quality import assess_speech
+from crn_lightning.errors import ConfigError
 
 
 def test_builds_a_verified_corpus_in_the_real_layout_and_reuses_it(
@@ -166,10 +168,10 @@ def test_default_spec_names_every_package_once() -> None:
     assert len(packages) == len(set(packages))
     assert {"fillets-ng-data-cs", "klettres-data", "tuxpaint-stamps-default"} <= set(packages)
     assert "fillets-ng-data-nl" in packages  # babble: voices that are not speech speakers
-    speech = {s.package for s in offline.DEFAULT_SPEECH}
+    speech = {s.package for s in DEFAULT_SPEECH}
     babble = {
         part.package
-        for env in offline.DEFAULT_NOISE
+        for env in DEFAULT_NOISE
         for layer in env.layers
         for part in layer.parts
         if layer.method == "babble"
@@ -194,5 +196,5 @@ def test_generated_noises_join_the_recorded_ones_as_the_embedded_corpus_makes_th
     soundfile.write(tmp_path / "expected.wav", expected, 16000, subtype="PCM_16")
     written, _ = soundfile.read(tmp_path / "expected.wav", dtype="int16")
     assert rate == 16000 and np.array_equal(audio, written)
-    with pytest.raises(offline.ConfigError, match=r"synthetic_noise names \['CAFE'\]"):
+    with pytest.raises(ConfigError, match=r"synthetic_noise names \['CAFE'\]"):
         tiny_spec(synthetic_noise=("CAFE",))

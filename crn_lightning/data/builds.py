@@ -4,6 +4,7 @@ Shared by the generated corpora (:mod:`crn_lightning.data.embedded`, :mod:`.offl
 is written into a temporary folder next to its destination, described by a manifest (recipe +
 size and sha256 of every file) and then renamed into place, manifest last, so an interrupted
 build never verifies; a lock file keeps parallel processes from building twice.
+:func:`ensure_built` is the whole cycle: verify, else build, verify again.
 """
 
 from __future__ import annotations
@@ -11,16 +12,59 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+_Corpus = TypeVar("_Corpus")
+
+
+@dataclass(frozen=True)
+class CorpusLayout:
+    """How a generated corpus lies under its root, and what its builds and messages call it.
+
+    ``tag`` names its hidden files: ``.<tag>-corpus`` (the marker in each top folder, which
+    lets a build replace that folder), ``.<tag>-build-*`` (temporary build folders) and
+    ``.<tag>.lock``."""
+
+    tag: str  # "embedded", "offline"
+    name: str  # "embedded corpus": in log lines and errors
+    maker: str  # "embedded corpus generator": who made the folders a build may replace
+    top_folders: tuple[str, ...]  # what a build writes and installs under the root
+    manifest_name: str = "manifest.json"
+
+    @property
+    def marker(self) -> str:
+        return f".{self.tag}-corpus"
+
+    @property
+    def build_prefix(self) -> str:
+        return f".{self.tag}-build-"
+
+    @property
+    def lock_name(self) -> str:
+        return f".{self.tag}.lock"
+
+
+@dataclass(frozen=True)
+class BuiltCorpus:
+    """Where a verified generated corpus lies: roots in CMU ARCTIC's and DEMAND's layouts."""
+
+    arctic_root: Path
+    demand_root: Path
+    speakers: tuple[str, ...]
+    environments: tuple[str, ...]
+    manifest_path: Path
 
 
 def sha256_file(path: Path) -> str:
@@ -122,22 +166,55 @@ def seeded_rng(seed: int, key: str) -> np.random.Generator:
 
 
 def build_corpus(
-    root: Path,
-    top_folders: Sequence[str],
-    marker: str,
-    maker: str,
-    build_prefix: str,
-    manifest_name: str,
-    generate: Callable[[Path], Mapping[str, Any]],
+    root: Path, layout: CorpusLayout, generate: Callable[[Path], Mapping[str, Any]]
 ) -> None:
-    """Run ``generate(build)`` in a fresh temporary folder under ``root`` (after removing
-    builds an interrupted run left) and install what it wrote with ``install_build``; the
-    temporary folder is deleted whatever happens."""
-    refuse_foreign_folders(root, top_folders, marker, maker)
-    for stale in root.glob(f"{build_prefix}*"):  # left by an interrupted build
+    """Run ``generate(build)`` (which returns the manifest) in a fresh temporary folder under
+    ``root``, after removing builds an interrupted run left, and install what it wrote with
+    ``install_build``; the temporary folder is deleted whatever happens."""
+    refuse_foreign_folders(root, layout.top_folders, layout.marker, layout.maker)
+    for stale in root.glob(f"{layout.build_prefix}*"):  # left by an interrupted build
         shutil.rmtree(stale, ignore_errors=True)
-    build = Path(tempfile.mkdtemp(prefix=build_prefix, dir=root))
+    build = Path(tempfile.mkdtemp(prefix=layout.build_prefix, dir=root))
     try:
-        install_build(root, build, top_folders, manifest_name, generate(build))
+        install_build(root, build, layout.top_folders, layout.manifest_name, generate(build))
     finally:
         shutil.rmtree(build, ignore_errors=True)
+
+
+def ensure_built(
+    root: Path,
+    layout: CorpusLayout,
+    recipe: Mapping[str, Any],
+    generate: Callable[[Path], Mapping[str, Any]],
+    load: Callable[[], _Corpus],
+    first_build: str,
+    logger: logging.Logger,
+) -> _Corpus:
+    """``load()`` the corpus under ``root`` once its manifest verifies against ``recipe``,
+    building it with ``generate`` (see :func:`build_corpus`) first if it does not.
+
+    ``first_build`` ends the log line of a build where there was no corpus yet ("building it
+    from ..."); ``logger`` is the calling module's, so its log level governs these lines.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = root / layout.manifest_name
+    # Several processes (DDP ranks, parallel runs) may ask at once: one builds, the rest wait;
+    # ``load`` reads the manifest under the lock too, so no other build can replace it meanwhile.
+    with exclusive_lock(root / layout.lock_name):
+        started = time.perf_counter()
+        problem = verify_manifest(manifest, recipe)
+        if problem is None:
+            elapsed = time.perf_counter() - started
+            logger.info("%s at %s verified in %.2f s", layout.name, root, elapsed)
+            return load()
+        if problem == "no manifest" and not any((root / n).exists() for n in layout.top_folders):
+            logger.info("no %s at %s yet: %s", layout.name, root, first_build)
+        else:
+            logger.warning("%s at %s is not usable (%s): rebuilding it", layout.name, root, problem)
+        build_corpus(root, layout, generate)
+        problem = verify_manifest(manifest, recipe)
+        if problem is not None:
+            raise RuntimeError(f"the {layout.name} just built at {root} fails to verify: {problem}")
+        elapsed = time.perf_counter() - started
+        logger.info("%s built and verified at %s in %.1f s", layout.name, root, elapsed)
+        return load()

@@ -11,7 +11,8 @@ from typing import Any
 
 from crn_lightning.data.corpora import CorpusError, arctic_present, demand_present
 from crn_lightning.data.embedded import EmbeddedCorpusSpec, ensure_embedded_corpus
-from crn_lightning.data.offline import OfflineCorpus, OfflineCorpusSpec, ensure_offline_corpus
+from crn_lightning.data.offline import OfflineCorpus, ensure_offline_corpus
+from crn_lightning.data.offline_spec import OfflineCorpusSpec
 from crn_lightning.data.packages import PackageManagerUnavailable
 from crn_lightning.errors import ConfigError, UserError
 
