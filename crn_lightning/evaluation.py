@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from crn_lightning.audio import AudioFileError, read_audio
 from crn_lightning.composite import COMPOSITE_MEASURES
+from crn_lightning.data.pairs import match_names, read_pair
 from crn_lightning.dnsmos import DNSMOS_MEASURES, dnsmos_scores, require_dnsmos
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.errors import ConfigError
@@ -149,38 +150,18 @@ def grid_utterances(
 def folder_utterances(
     folder: Path, sample_rate: int
 ) -> tuple[list[Utterance], list[dict[str, str]]]:
-    """Pairs ``folder/clean/NAME`` + ``folder/noisy/NAME``; unmatched names are failures."""
-    dirs = {kind: folder / kind for kind in ("clean", "noisy")}
-    for path in dirs.values():
-        if not path.is_dir():
-            raise ConfigError(
-                f"pairs={folder}: expected a folder with clean/ and noisy/ subfolders of "
-                f"audio files with matching names; {path} is not a folder"
-            )
-    names = {
-        kind: {p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(".")}
-        for kind, path in dirs.items()
-    }
-    failures = [
-        {"utterance": name, "error": f"no {other}/{name} to pair with {kind}/{name}"}
-        for kind, other in (("noisy", "clean"), ("clean", "noisy"))
-        for name in sorted(names[kind] - names[other])
+    """Pairs ``folder/clean/NAME`` + ``folder/noisy/NAME`` (matched as data=pairs matches
+    them, subfolders included); names in one folder only are failures, as are pairs whose
+    lengths differ (when read)."""
+    matched, unmatched = match_names(folder, "pairs")
+    failures = [  # named as the pairs are: by the path under clean/ or noisy/
+        {"utterance": Path(*path.relative_to(folder).parts[1:]).as_posix(), "error": why}
+        for path, why in unmatched
     ]
-    matched = sorted(names["clean"] & names["noisy"])
-    if not matched:
-        raise ConfigError(f"pairs={folder}: no file name is in both clean/ and noisy/")
-
-    def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-        clean = read_audio(dirs["clean"] / name, sample_rate)
-        noisy = read_audio(dirs["noisy"] / name, sample_rate)
-        if len(clean) != len(noisy):
-            raise AudioFileError(
-                f"{dirs['clean'] / name} and {dirs['noisy'] / name}: lengths differ "
-                f"({len(clean)} vs {len(noisy)} samples at {sample_rate} Hz)"
-            )
-        return clean, noisy
-
-    return [Utterance(name, functools.partial(load, name)) for name in matched], failures
+    return [
+        Utterance(name, functools.partial(read_pair, clean, noisy, sample_rate))
+        for name, (clean, noisy) in matched.items()
+    ], failures
 
 
 def recording_utterances(folder: Path, sample_rate: int) -> list[Utterance]:

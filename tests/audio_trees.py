@@ -38,7 +38,7 @@ def write_pairs(
         clean = voice(1.2 + rng.random(), f0, rate)
         noisy = clean + noise_level * rng.standard_normal(len(clean)).astype(np.float32)
         for kind, audio in (("clean", clean), ("noisy", noisy)):
-            (root / kind).mkdir(parents=True, exist_ok=True)
+            (root / kind / name).parent.mkdir(parents=True, exist_ok=True)
             sf.write(root / kind / name, audio, rate, subtype=subtype)
         pairs[name] = (clean, noisy)
     return pairs
