@@ -16,6 +16,18 @@ from crn_lightning.errors import UserError
 log = logging.getLogger(__name__)
 _resample_logged: set[tuple[int, int]] = set()
 
+# Extensions of the formats libsndfile reads and writes, looked for in folders of audio.
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files under ``folder`` (subfolders included; hidden files left out), sorted."""
+    return sorted(
+        p
+        for p in Path(folder).rglob("*")
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+    )
+
 
 class AudioFileError(UserError, ValueError):
     """An audio file that cannot be used, with the file named in the message."""

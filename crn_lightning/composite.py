@@ -25,11 +25,15 @@ Unlike that port, segmental SNR here does not remove the mean or rescale the enh
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-from crn_lightning.metrics import PESQ_SAMPLE_RATE, perceptual_scores
+from crn_lightning.metrics import PESQ_SAMPLE_RATE, PerceptualScores, perceptual_scores
+
+# What an evaluation reports of the composite measures (their parts LLR and WSS stay inside).
+COMPOSITE_MEASURES = ("csig", "cbak", "covl", "ssnr")
 
 FRAME_SECONDS = 0.030
 KEPT_FRACTION = 0.95  # LLR and WSS average the best 95 % of frames (composite.m's alpha)
@@ -240,3 +244,22 @@ def composite_scores(
         pesq_score = perceptual_scores(np.asarray(clean), np.asarray(enhanced)).pesq
     ratings = composite_ratings(pesq_score, llr, wss, ssnr)
     return {**ratings, "pesq": float(pesq_score), "llr": llr, "wss": wss, "ssnr": ssnr}
+
+
+def perceptual_and_composite_scores(
+    reference: np.ndarray, degraded: np.ndarray, extended: bool = False
+) -> PerceptualScores:
+    """``metrics.perceptual_scores`` with CSIG, CBAK, COVL and SSNR added (``composite``), from
+    the same wideband PESQ: one job of ``metrics.PerceptualScorer`` (``job=``).
+
+    A pair too short for the composite frames gets NaN there and the reason in ``error``,
+    as a failed PESQ does, instead of stopping a whole evaluation.
+    """
+    scores = perceptual_scores(reference, degraded, extended)
+    try:
+        parts = composite_scores(reference, degraded, PESQ_SAMPLE_RATE, scores.pesq)
+    except ValueError as err:
+        failed = dict.fromkeys(COMPOSITE_MEASURES, math.nan)
+        error = "; ".join(filter(None, [scores.error, f"composite: {err}"]))
+        return dataclasses.replace(scores, composite=failed, error=error)
+    return dataclasses.replace(scores, composite={m: parts[m] for m in COMPOSITE_MEASURES})

@@ -219,6 +219,27 @@ class ArcticDemandConfig:
     seed: int = MISSING
 
 
+@dataclass
+class PairsConfig:
+    _target_: str = "crn_lightning.data.pairs_datamodule.PairsDataModule"
+    _convert_: str = "all"
+    root: str = MISSING
+    test_root: str | None = MISSING
+    speaker_pattern: str = MISSING
+    val_speakers: list[str] | None = MISSING
+    test_speakers: list[str] | None = MISSING
+    resample_dir: str | None = MISSING
+    max_bad_pairs: int = MISSING
+    snr_bin_db: float = MISSING
+    sample_rate: int = MISSING
+    train_clip_seconds: float = MISSING
+    epoch_length: int | None = MISSING
+    val_subset: int | None = MISSING
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+    seed: int = MISSING
+
+
 # Passed by train.py, not by the config.
 _TRAINER_ARGS_FROM_CODE = {"self", "logger", "callbacks", "plugins", "default_root_dir"}
 _TRAINER_ARGS_UNSUPPORTED = {"model_registry"}
@@ -264,6 +285,7 @@ _SCHEMAS_BY_TARGET = {
         ModuleConfig,
         TensorBoardLoggerConfig,
         ArcticDemandConfig,
+        PairsConfig,
         STFTConfig,
         CRNConfig,
         TrainerConfig,
@@ -308,6 +330,7 @@ def register_configs() -> None:
     store.store(group="module", name="module_schema", node=ModuleConfig)
     store.store(group="logger", name="tensorboard_schema", node=TensorBoardLoggerConfig)
     store.store(group="data", name="arctic_demand_schema", node=ArcticDemandConfig)
+    store.store(group="data", name="pairs_schema", node=PairsConfig)
     store.store(group="stft", name="stft_schema", node=STFTConfig)
     store.store(group="model", name="crn_schema", node=CRNConfig)
     for name, schema in LOSS_SCHEMAS.items():

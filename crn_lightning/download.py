@@ -1,37 +1,31 @@
-"""Fetch CMU ARCTIC and DEMAND into the layouts the loaders read (python -m crn_lightning.download).
+"""Fetch corpora into the layouts the loaders read (python -m crn_lightning.download).
 
-Each archive is downloaded to ``<data_dir>/.downloads/<name>.part`` (resumed with an HTTP Range
-request when a ``.part`` is there), checked against its size and sha256 (or, where no checksum is
-known, read through completely so a damaged archive fails its CRCs), extracted into a temporary
-folder, checked for the expected layout and only then renamed into place. An interrupted or
-failed run therefore never leaves a half corpus that the loaders would accept.
+``dataset=arctic_demand`` (the default): CMU ARCTIC speakers and DEMAND environments (16 kHz)
+into ``cmu_arctic/`` and ``DEMAND/``; ``dataset=voicebank_demand``: VoiceBank+DEMAND's training
+and test sets into ``voicebank_demand/`` (crn_lightning.data.voicebank), resampled to 16 kHz
+once. Every archive with the guarantees of crn_lightning.data.archives: resumed downloads,
+published checksums, extraction into a temporary folder renamed into place.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
 import sys
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
-import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from crn_lightning.compose import CONFIG_DIR
+from crn_lightning.data.archives import Archive, DownloadError, download
 from crn_lightning.data.corpora import arctic_wav_dir, demand_channel_file
-from crn_lightning.errors import UserError
+from crn_lightning.data.voicebank import voicebank_plan, voicebank_root
+from crn_lightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
+DATASETS = ("arctic_demand", "voicebank_demand")
+__all__ = ["DownloadError", "download", "plan"]  # what the tests and notebooks import here
 
 # sha256 of the festvox archives, as published with torchaudio's CMUARCTIC dataset.
 ARCTIC_SHA256 = {
@@ -61,24 +55,6 @@ DEMAND_ENVIRONMENTS = (
     "OOFFICE", "PCAFETER", "PRESTO", "PSTATION", "SCAFE", "SPSQUARE", "STRAFFIC", "TBUS",
     "TCAR", "TMETRO",
 )  # fmt: skip
-CHUNK = 1 << 20
-
-
-class DownloadError(UserError):
-    """A failed download, check or extraction; the message names the archive and the URL."""
-
-
-@dataclass(frozen=True)
-class Archive:
-    url: str
-    sha256: str | None
-    top: str  # the folder the archive unpacks to
-    target: Path  # where that folder goes
-    marker: Path  # a file that exists once the corpus part is in place
-
-    @property
-    def name(self) -> str:
-        return self.url.rsplit("/", 1)[-1].split("?", 1)[0]
 
 
 def plan(
@@ -126,149 +102,43 @@ def plan(
     return archives
 
 
-def fetch(url: str, part: Path, timeout_s: float) -> Path:
-    """Download ``url`` to ``part`` (resuming what is there); returns the completed file."""
-    part.parent.mkdir(parents=True, exist_ok=True)
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout_s)
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and have:  # the .part is already whole
-            return _complete(part)
-        raise DownloadError(f"{url}: the server answered {err.code} {err.reason}") from err
-    except (urllib.error.URLError, OSError) as err:
-        raise DownloadError(f"{url}: cannot connect ({err})") from err
-    with response:
-        if have and response.status != 206:
-            have = 0  # the server ignores Range: start again
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
-        with (
-            part.open("ab" if have else "wb") as out,
-            tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=part.stem) as bar,
-        ):
-            try:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-            except (OSError, ValueError) as err:  # http.client.IncompleteRead is an OSError
-                log.warning("%s: connection broke off (%s)", url, err)
-    size = part.stat().st_size
-    if total is not None and size != total:
-        raise DownloadError(
-            f"{url}: truncated download ({size:,} of {total:,} bytes); run the command again "
-            f"to resume from {part}"
+def dataset_plan(cfg: DictConfig, data_dir: Path) -> tuple[list[Archive], str]:
+    """The archives ``cfg.dataset`` needs, and how to train on them once fetched."""
+    if cfg.dataset == "arctic_demand":
+        archives = plan(
+            data_dir,
+            cfg.arctic.base_url,
+            cfg.arctic.speakers,
+            cfg.demand.base_url,
+            cfg.demand.environments,
+            cfg.sha256,
         )
-    return _complete(part)
-
-
-def _complete(part: Path) -> Path:
-    done = part.with_suffix("")
-    part.replace(done)
-    return done
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify(archive: Archive, path: Path) -> None:
-    """Its sha256 when known; else read every member through (bz2 and zip CRCs)."""
-    if archive.sha256 is not None:
-        found = _sha256(path)
-        if found != archive.sha256:
-            raise DownloadError(
-                f"{archive.url}: sha256 {found} does not match the expected {archive.sha256}"
-            )
-        return
-    try:
-        if archive.name.endswith(".zip"):
-            with zipfile.ZipFile(path) as z:
-                bad = z.testzip()
-            if bad is not None:
-                raise DownloadError(f"{archive.url}: member {bad} is damaged (CRC mismatch)")
-        else:
-            with tarfile.open(path, "r:*") as tar:
-                for member in tar:
-                    if member.isfile():
-                        tar.extractfile(member).read()
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
-        raise DownloadError(f"{archive.url}: not a valid archive ({err})") from err
-
-
-def extract(archive: Archive, path: Path) -> None:
-    """Unpack into a temporary folder beside the target, check, then rename into place."""
-    archive.target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=archive.target.parent, prefix=".extract-") as tmp:
-        try:
-            if archive.name.endswith(".zip"):
-                with zipfile.ZipFile(path) as z:
-                    z.extractall(tmp)
-            else:
-                with tarfile.open(path, "r:*") as tar:
-                    tar.extractall(tmp, filter="data")
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
-            raise DownloadError(f"{archive.url}: cannot extract ({err})") from err
-        unpacked = Path(tmp) / archive.top
-        marker = unpacked / archive.marker.relative_to(archive.target)
-        if not marker.is_file():
-            raise DownloadError(
-                f"{archive.url}: unexpected layout, no {archive.top}/"
-                f"{archive.marker.relative_to(archive.target)} in the archive"
-            )
-        if archive.target.exists():  # an incomplete earlier copy (its marker is missing)
-            shutil.rmtree(archive.target)
-        os.replace(unpacked, archive.target)
-
-
-def download(archives: Sequence[Archive], data_dir: Path, timeout_s: float = 60.0) -> list[str]:
-    """Fetch, verify and unpack every archive not yet in place; returns their names. Stops at
-    the first failure, leaving what is in place untouched and no partial corpus."""
-    done = []
-    for archive in archives:
-        if archive.marker.is_file():
-            log.info("%s: already in %s", archive.name, archive.target)
-            continue
-        log.info("fetching %s -> %s", archive.url, archive.target)
-        path = fetch(archive.url, data_dir / ".downloads" / f"{archive.name}.part", timeout_s)
-        try:
-            verify(archive, path)
-            extract(archive, path)
-        except DownloadError:
-            path.unlink()  # a damaged archive is fetched afresh next time
-            raise
-        path.unlink()
-        done.append(archive.name)
-    return done
+        return archives, f"train with paths.data_dir={data_dir}"
+    if cfg.dataset == "voicebank_demand":
+        vb = cfg.voicebank_demand
+        archives = voicebank_plan(data_dir, vb.base_url, vb.parts, vb.sample_rate, cfg.sha256)
+        return archives, (
+            f"train with experiment=voicebank_demand paths.data_dir={data_dir} (pairs in "
+            f"{voicebank_root(data_dir)})"
+        )
+    raise ConfigError(f"dataset={cfg.dataset}: expected one of {', '.join(DATASETS)}")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="download")
 def main(cfg: DictConfig) -> None:
     data_dir = Path(cfg.paths.data_dir).absolute()
-    archives = plan(
-        data_dir,
-        cfg.arctic.base_url,
-        cfg.arctic.speakers,
-        cfg.demand.base_url,
-        cfg.demand.environments,
-        cfg.sha256,
-    )
+    archives, next_step = dataset_plan(cfg, data_dir)
     if cfg.dry_run:
         for a in archives:
             state = "present" if a.marker.is_file() else "fetch"
-            print(f"{state:8s} {a.url} -> {a.target} (sha256 {a.sha256 or 'unknown: CRC check'})")
+            print(f"{state:8s} {a.url} -> {a.target} ({a.checksum})")
         return
     fetched = download(archives, data_dir, cfg.timeout_s)
     log.info(
-        "done: %d fetched, %d already present; train with paths.data_dir=%s",
+        "done: %d fetched, %d already present; %s",
         len(fetched),
         len(archives) - len(fetched),
-        data_dir,
+        next_step,
     )
 
 

@@ -1,12 +1,14 @@
 """Score a trained model on full-length utterances (the evaluate entry point).
 
-    python -m crn_lightning.evaluate ckpt=CKPT               # the checkpoint's test grid
-    python -m crn_lightning.evaluate ckpt=CKPT pairs=FOLDER  # FOLDER/clean/* + FOLDER/noisy/*
+    python -m crn_lightning.evaluate ckpt=CKPT                   # the checkpoint's test grid
+    python -m crn_lightning.evaluate ckpt=CKPT pairs=FOLDER      # FOLDER/clean/* + FOLDER/noisy/*
+    python -m crn_lightning.evaluate ckpt=CKPT recordings=FOLDER # no clean references: DNSMOS
 
 The test grid is the one training tested on (rebuilt from the config inside the checkpoint:
 same utterances, noises, offsets and SNRs), each utterance mixed with its noise over its whole
-length instead of a 4 s clip. Wideband PESQ, STOI, extended STOI and SI-SDR of the noisy and
-the enhanced signal; per utterance in ``scores.csv``, means with gains in ``summary.json`` and
+length instead of a 4 s clip. ``measures`` (null: wideband PESQ, STOI, extended STOI, SI-SDR
+and the composite CSIG/CBAK/COVL/SSNR with references, DNSMOS without) of the noisy and the
+enhanced signal; per utterance in ``scores.csv``, means with gains in ``summary.json`` and
 ``summary.md`` (by SNR and noise environment for the grid), in a new run folder.
 """
 
@@ -23,11 +25,13 @@ from omegaconf import DictConfig
 
 from crn_lightning.cli import load_checkpoint
 from crn_lightning.compose import CONFIG_DIR
-from crn_lightning.errors import UserError
+from crn_lightning.errors import ConfigError, UserError
 from crn_lightning.evaluation import (
-    COLUMNS,
+    check_measures,
+    csv_columns,
     folder_utterances,
     grid_utterances,
+    recording_utterances,
     score_utterances,
     summarize,
     summary_rows,
@@ -41,30 +45,41 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Score, write ``scores.csv``, ``summary.json`` and ``summary.md`` into ``run_dir`` (which
     must hold no earlier results); returns the summary."""
+    if cfg.pairs and cfg.recordings:
+        raise ConfigError("pairs= and recordings= are both set: give one source to score")
+    references = not cfg.recordings
+    measures = check_measures(cfg.measures, references)
     run_dir = fresh_run_dir(run_dir)
     enhancer = load_checkpoint(cfg)
-    if cfg.pairs:
-        folder = Path(cfg.pairs)
-        utterances, failures = folder_utterances(folder, enhancer.sample_rate)
+    failures: list[dict[str, str]] = []
+    if cfg.pairs or cfg.recordings:
+        folder = Path(cfg.pairs or cfg.recordings)
         source: dict[str, Any] = {"source": str(folder.resolve())}
+        if cfg.pairs:
+            utterances, failures = folder_utterances(folder, enhancer.sample_rate)
+        else:
+            utterances = recording_utterances(folder, enhancer.sample_rate)
     else:
         utterances, source = grid_utterances(enhancer, cfg.data)
-        failures = []
-    log.info("scoring %d utterances (%s)", len(utterances), source["source"])
-    records, enhance_failures = score_utterances(enhancer, utterances, cfg.metric_workers)
+    log.info("scoring %d utterances (%s): %s", len(utterances), source["source"], measures)
+    records, enhance_failures = score_utterances(
+        enhancer, utterances, cfg.metric_workers, measures, references
+    )
     failures += enhance_failures
     if not records:
         raise UserError(f"no utterance could be scored: {failures}")
 
+    columns = csv_columns(measures, references)
     with (run_dir / "scores.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS)
+        writer = csv.DictWriter(f, columns)
         writer.writeheader()
-        writer.writerows({k: "" if r[k] is None else r[k] for k in COLUMNS} for r in records)
-    groups = summarize(records, grid=not cfg.pairs)
-    table = markdown_table(summary_rows(groups))
+        writer.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in records)
+    groups = summarize(records, grid=not (cfg.pairs or cfg.recordings), measures=measures)
+    table = markdown_table(summary_rows(groups, measures))
     summary = {
         "checkpoint": str(Path(cfg.ckpt).resolve()),
         **source,
+        "measures": measures,
         "utterances": len(records),
         "failures": failures,
         **groups,
@@ -75,8 +90,9 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     print(f"{title}\n\n{table}\n", flush=True)
     for failure in failures:
         print(f"FAILED {failure['utterance']}: {failure['error']}", flush=True)
-    if any(r["pesq_error"] for r in records):
-        print("PESQ failed on some utterances: see the pesq_error column", flush=True)
+    for column, what in (("pesq_error", "PESQ or composite"), ("dnsmos_error", "DNSMOS")):
+        if any(r.get(column) for r in records):
+            print(f"{what} failed on some utterances: see the {column} column", flush=True)
     print(f"scores: {run_dir / 'scores.csv'} | summary: {run_dir / 'summary.md'}", flush=True)
     return summary
 

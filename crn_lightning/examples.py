@@ -12,18 +12,23 @@ from torch.utils.data import default_collate
 from crn_lightning.enhancer import Enhancer
 
 if TYPE_CHECKING:
-    from crn_lightning.data.datamodule import ArcticDemandDataModule
+    from crn_lightning.data.speech_datamodule import SpeechDataModule
 
 
 @torch.no_grad()
 def enhance_grid(
-    enhancer: Enhancer, datamodule: ArcticDemandDataModule, stage: str, indices: Sequence[int]
+    enhancer: Enhancer, datamodule: SpeechDataModule, stage: str, indices: Sequence[int]
 ) -> dict[str, torch.Tensor]:
     """Items ``indices`` of the data module's ``stage`` grid as one batch on the enhancer's
     device (waveforms, magnitudes, SNRs...), with the enhanced magnitude and waveform added
-    as ``enhanced_mag`` and ``enhanced``."""
+    as ``enhanced_mag`` and ``enhanced``. Items of different lengths (whole utterances, as
+    ``data=pairs`` validates on) are cut to the shortest of them, so that they stack."""
     dataset = datamodule.datasets[stage]
-    batch = default_collate([dataset[i] for i in indices])
+    items = [dataset[i] for i in indices]
+    shortest = min(len(item["noisy"]) for item in items)
+    for item in items:
+        item["noisy"], item["clean"] = item["noisy"][:shortest], item["clean"][:shortest]
+    batch = default_collate(items)
     device = enhancer.device
     batch = datamodule.on_after_batch_transfer({k: v.to(device) for k, v in batch.items()}, 0)
     _, batch["enhanced_mag"], batch["enhanced"] = enhancer.enhance_spectrum(

@@ -13,15 +13,38 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from crn_lightning.audio import read_channels, resample, write_audio
+from crn_lightning.audio import (
+    AUDIO_SUFFIXES,
+    AudioFileError,
+    audio_files,
+    read_channels,
+    resample,
+    write_audio,
+)
+from crn_lightning.dnsmos import DNSMOS_MEASURES, file_dnsmos
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.errors import ConfigError
 from crn_lightning.streaming import StreamingEnhancer
 
 log = logging.getLogger(__name__)
 
-# Extensions of the formats libsndfile reads and writes, looked for in an input folder.
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
+
+@dataclass(frozen=True)
+class DnsmosChange:
+    """DNSMOS of an input file and of its enhanced output (``enhance score=dnsmos``)."""
+
+    output: Path
+    before: dict[str, float] | None
+    after: dict[str, float] | None
+    error: str | None = None  # why it could not be scored (the file itself was written)
+
+
+def dnsmos_change(source: Path, target: Path) -> DnsmosChange:
+    """DNSMOS of ``source`` and of the written ``target``, each as it is on disk (mono mix)."""
+    try:
+        return DnsmosChange(target, file_dnsmos(source), file_dnsmos(target))
+    except (AudioFileError, ValueError) as err:
+        return DnsmosChange(target, None, None, str(err))
 
 
 @dataclass
@@ -32,6 +55,7 @@ class Report:
     chunk_seconds: list[float] = field(default_factory=list)
     audio_seconds: float = 0.0
     compute_seconds: float = 0.0
+    dnsmos: list[DnsmosChange] = field(default_factory=list)
 
 
 def _output_inside(source: Path, output: Path | None) -> Path | None:
@@ -45,8 +69,11 @@ def _output_inside(source: Path, output: Path | None) -> Path | None:
     return inside if inside != Path() else None
 
 
-def find_inputs(source: Path, output: Path | None = None) -> list[tuple[Path, Path]]:
-    """(input file, its path relative to the output folder) for a file or a folder's audio.
+def find_inputs(
+    source: Path, output: Path | None = None, key: str = "input"
+) -> list[tuple[Path, Path]]:
+    """(input file, its path relative to the output folder) for a file or a folder's audio;
+    errors name the config ``key`` that gave ``source``.
 
     Outputs are never inputs: an ``output`` folder inside the ``source`` folder is skipped
     (else a second run would enhance the first run's outputs into ``output/output/``).
@@ -56,21 +83,18 @@ def find_inputs(source: Path, output: Path | None = None) -> list[tuple[Path, Pa
     if source.is_dir():
         skip = _output_inside(source, output)
         if skip is not None and (source / skip).is_dir():
-            log.info("input=%s: skipping the output folder %s inside it", source, source / skip)
-        files = sorted(
+            log.info("%s=%s: skipping the output folder %s inside it", key, source, source / skip)
+        files = [
             p
-            for p in source.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in AUDIO_SUFFIXES
-            and not p.name.startswith(".")
-            and not (skip is not None and p.relative_to(source).is_relative_to(skip))
-        )
+            for p in audio_files(source)
+            if not (skip is not None and p.relative_to(source).is_relative_to(skip))
+        ]
         if not files:
             raise ConfigError(
-                f"input={source}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in it"
+                f"{key}={source}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in it"
             )
         return [(p, p.relative_to(source)) for p in files]
-    raise ConfigError(f"input={source}: no such file or folder")
+    raise ConfigError(f"{key}={source}: no such file or folder")
 
 
 class SignalEnhancer:
@@ -146,7 +170,29 @@ def report_lines(report: Report, enhancer: Enhancer, output: Path, streaming: bo
             f"(budget {budget:g} ms)"
         )
     lines += [f"clipped to full scale: {path}" for path in report.clipped]
+    if report.dnsmos:
+        lines += dnsmos_lines(report.dnsmos)
     if report.failures:
         lines.append(f"FAILED {len(report.failures)} file(s):")
         lines += [f"  {failure}" for failure in report.failures]
+    return lines
+
+
+def _dnsmos_text(before: dict[str, float], after: dict[str, float]) -> str:
+    return ", ".join(f"{m.upper()} {before[m]:.2f} → {after[m]:.2f}" for m in DNSMOS_MEASURES)
+
+
+def dnsmos_lines(changes: list[DnsmosChange]) -> list[str]:
+    """Each file's DNSMOS before → after enhancement, and the mean over the files scored."""
+    lines = ["DNSMOS P.835 before → after (no clean reference needed):"]
+    scored = [c for c in changes if c.error is None]
+    for change in changes:
+        text = _dnsmos_text(change.before, change.after) if change.error is None else None
+        lines.append(f"  {change.output}: {text or f'not scored ({change.error})'}")
+    if len(scored) > 1:
+        before, after = (
+            {m: float(np.mean([getattr(c, side)[m] for c in scored])) for m in DNSMOS_MEASURES}
+            for side in ("before", "after")
+        )
+        lines.append(f"  mean of {len(scored)} files: {_dnsmos_text(before, after)}")
     return lines

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ class PerceptualScores:
     stoi: float
     estoi: float | None = None  # extended STOI (Jensen & Taal 2016), when asked for
     error: str | None = None
+    # CSIG, CBAK, COVL, SSNR (crn_lightning.composite), when the job computed them
+    composite: Mapping[str, float] | None = None
 
 
 def perceptual_scores(
@@ -74,7 +77,16 @@ class PerceptualScorer:
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self._executor: Executor | None = None
 
-    def submit(self, reference: np.ndarray, degraded: np.ndarray, extended: bool = False) -> Future:
+    def submit(
+        self,
+        reference: np.ndarray,
+        degraded: np.ndarray,
+        extended: bool = False,
+        job: Callable[..., PerceptualScores] = perceptual_scores,
+    ) -> Future:
+        """Score ``degraded`` against ``reference`` with ``job`` (``perceptual_scores``, or a
+        function taking the same arguments that computes more, e.g.
+        ``composite.perceptual_and_composite_scores``)."""
         if self._executor is None:
             if self.workers == 0:
                 self._executor = _InlineExecutor()
@@ -83,7 +95,7 @@ class PerceptualScorer:
                 # spawn would re-import torch and Lightning in each of them.
                 context = multiprocessing.get_context("fork")
                 self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
-        return self._executor.submit(perceptual_scores, reference, degraded, extended)
+        return self._executor.submit(job, reference, degraded, extended)
 
     def close(self) -> None:
         if self._executor is not None:

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from crn_lightning.composite import COMPOSITE_MEASURES, perceptual_and_composite_scores
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.losses import Loss, LossInputs
-from crn_lightning.metrics import PerceptualScorer, PerceptualScores, si_sdr
+from crn_lightning.metrics import PerceptualScorer, PerceptualScores, perceptual_scores, si_sdr
 
 
 def enhance_and_score(
@@ -55,13 +56,20 @@ class ClipScores:
     """Collects the records of scored clips: ``add`` each clip (its labels and torch-side
     scores, and its signals for PESQ/STOI), then ``collect`` them once the workers are done.
 
-    ``extended``: extended STOI too. A clip added with a ``noisy_key`` (a fixed grid's index)
-    has its noisy signal scored once: later passes reuse those scores.
+    ``extended``: extended STOI too; ``composite``: CSIG, CBAK, COVL and SSNR too, in the same
+    worker job (crn_lightning.composite). A clip added with a ``noisy_key`` (a fixed grid's
+    index) has its noisy signal scored once: later passes reuse those scores.
     """
 
-    def __init__(self, scorer: PerceptualScorer, extended: bool = False) -> None:
+    def __init__(
+        self, scorer: PerceptualScorer, extended: bool = False, composite: bool = False
+    ) -> None:
         self.scorer, self.extended = scorer, extended
         self.metrics = ("pesq", "stoi", "estoi") if extended else ("pesq", "stoi")
+        self.job = perceptual_scores
+        if composite:
+            self.metrics += COMPOSITE_MEASURES
+            self.job = perceptual_and_composite_scores
         self._pending: list[_Pending] = []
         self._noisy: dict[Hashable, PerceptualScores] = {}
 
@@ -79,9 +87,12 @@ class ClipScores:
             self._pending.append(_Pending(record, None, None, None))
             return
         cached = noisy_key is not None and noisy_key in self._noisy
-        noisy_future = None if cached else self.scorer.submit(clean, noisy, extended=self.extended)
-        enhanced_future = self.scorer.submit(clean, enhanced, extended=self.extended)
+        noisy_future = None if cached else self._submit(clean, noisy)
+        enhanced_future = self._submit(clean, enhanced)
         self._pending.append(_Pending(record, enhanced_future, noisy_future, noisy_key))
+
+    def _submit(self, clean: np.ndarray, signal: np.ndarray) -> Future:
+        return self.scorer.submit(clean, signal, extended=self.extended, job=self.job)
 
     def collect(self, progress: str | None = None) -> list[dict[str, Any]]:
         """Wait for the scores; the records in the order added, with PESQ/STOI (enhanced and
@@ -100,7 +111,7 @@ class ClipScores:
                     if item.noisy_key is not None:
                         self._noisy[item.noisy_key] = noisy
                 for m in self.metrics:
-                    record[m], record[f"{m}_noisy"] = getattr(enhanced, m), getattr(noisy, m)
+                    record[m], record[f"{m}_noisy"] = _value(enhanced, m), _value(noisy, m)
                 record["pesq_error"] = "; ".join(
                     f"{kind}: {s.error}"
                     for kind, s in (("noisy", noisy), ("enhanced", enhanced))
@@ -110,52 +121,75 @@ class ClipScores:
         return records
 
 
+def _value(scores: PerceptualScores, metric: str) -> float:
+    if metric in COMPOSITE_MEASURES:
+        return scores.composite[metric]
+    return getattr(scores, metric)
+
+
 def _mean(values: Iterable[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else math.nan
 
 
-def aggregate_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Means over scored clips: loss, each metric for enhanced and noisy, PESQ failures
-    (PESQ and STOI when every record has them; extended STOI likewise).
+def aggregate_scores(
+    records: Sequence[Mapping[str, Any]], extra: Iterable[str] = ()
+) -> dict[str, float]:
+    """Means over scored clips of what every record holds: loss, SI-SDR, PESQ (with its
+    failures), STOI and extended STOI, each for enhanced and noisy; and of each of ``extra``
+    (e.g. the composite measures, DNSMOS) with its ``_noisy`` and, where records hold it, its
+    ``_clean`` value.
 
-    A clip where PESQ failed (for the enhanced or the noisy signal) is left out of both PESQ
-    means, so the enhanced and noisy figures always cover the same clips.
+    A clip where PESQ (or one of ``extra``) failed for the enhanced or the noisy signal is left
+    out of both of its means, so the enhanced and noisy figures always cover the same clips.
     """
-    summary = {"loss": _mean(r["loss"] for r in records), "clips": float(len(records))}
-    names = ["si_sdr"]
-    # Validations between module.pesq_every_n_epochs skip PESQ and STOI.
-    if records and all("pesq" in r for r in records):
-        ok = [r for r in records if math.isfinite(r["pesq"]) and math.isfinite(r["pesq_noisy"])]
-        summary["pesq"] = _mean(r["pesq"] for r in ok)
-        summary["pesq_noisy"] = _mean(r["pesq_noisy"] for r in ok)
-        summary["pesq_failures"] = float(len(records) - len(ok))
-        names.append("stoi")
-    # Extended STOI is scored by the evaluate entry point only (training skips its cost).
-    if records and all("estoi" in r for r in records):
-        names.append("estoi")
-    for name in names:
-        summary[name] = _mean(r[name] for r in records)
-        summary[f"{name}_noisy"] = _mean(r[f"{name}_noisy"] for r in records)
+
+    def everywhere(name: str) -> bool:
+        return bool(records) and all(name in r for r in records)
+
+    summary = {"clips": float(len(records))}
+    if everywhere("loss"):  # records scored without a clean reference have no loss
+        summary["loss"] = _mean(r["loss"] for r in records)
+    # Validations between module.pesq_every_n_epochs skip PESQ and STOI; extended STOI is
+    # scored by the evaluate entry point only (training skips its cost).
+    for name in ("si_sdr", "stoi", "estoi"):
+        if everywhere(name):
+            summary[name] = _mean(r[name] for r in records)
+            summary[f"{name}_noisy"] = _mean(r[f"{name}_noisy"] for r in records)
+    for name in ("pesq", *extra):
+        if not everywhere(name):
+            continue
+        ok = [r for r in records if math.isfinite(r[name]) and math.isfinite(r[f"{name}_noisy"])]
+        summary[name] = _mean(r[name] for r in ok)
+        summary[f"{name}_noisy"] = _mean(r[f"{name}_noisy"] for r in ok)
+        summary[f"{name}_failures"] = float(len(records) - len(ok))
+        if everywhere(f"{name}_clean"):
+            summary[f"{name}_clean"] = _mean(r[f"{name}_clean"] for r in ok)
     return summary
 
 
-def _aggregate_by(records: Sequence[Mapping[str, Any]], key: str) -> dict[Any, dict[str, float]]:
+def _aggregate_by(
+    records: Sequence[Mapping[str, Any]], key: str, extra: Iterable[str]
+) -> dict[Any, dict[str, float]]:
     return {
-        value: aggregate_scores([r for r in records if r[key] == value])
+        value: aggregate_scores([r for r in records if r[key] == value], extra)
         for value in sorted({r[key] for r in records})
     }
 
 
 def breakdown(
-    records: Sequence[Mapping[str, Any]], environments: Sequence[str] | None = None
+    records: Sequence[Mapping[str, Any]],
+    environments: Sequence[str] | None = None,
+    extra: Iterable[str] = (),
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """``aggregate_scores`` per test SNR (``by_snr_db``, keyed '0', '5', ...) and per noise
-    environment (``by_environment``), each in sorted order. A record's ``environment`` is its
-    index into ``environments`` (named by it) or, without ``environments``, its name."""
-    by_environment = _aggregate_by(records, "environment")
+    """``aggregate_scores`` (of ``extra`` too) per test SNR (``by_snr_db``, keyed '0', '5',
+    ...) and per noise environment (``by_environment``), each in sorted order. A record's
+    ``environment`` is its index into ``environments`` (named by it) or, without
+    ``environments``, its name."""
+    extra = tuple(extra)
+    by_environment = _aggregate_by(records, "environment", extra)
     return {
-        "by_snr_db": {f"{snr:g}": s for snr, s in _aggregate_by(records, "snr_db").items()},
+        "by_snr_db": {f"{snr:g}": s for snr, s in _aggregate_by(records, "snr_db", extra).items()},
         "by_environment": {
             (environments[e] if environments is not None else e): s
             for e, s in by_environment.items()

@@ -4,15 +4,14 @@ import hashlib
 import io
 import json
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from conftest import run_cli, tiny_train_args
+from http_server import Server
 
 from crn_lightning.data.corpora import arctic_present, demand_present
 from crn_lightning.download import DownloadError, download, plan
@@ -51,43 +50,6 @@ def build_archives() -> dict[str, bytes]:
                 z.writestr(f"{env}/ch{channel:02d}.wav", _wav(noise))
         files[f"{env}_16k.zip"] = buffer.getvalue()
     return files
-
-
-class Server:
-    """Serves ``files`` with Range support; ``mode[name]`` = "truncate" | "error" | "corrupt"."""
-
-    def __init__(self, files: dict[str, bytes]):
-        self.files, self.mode, self.ranges = files, {}, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                name = self.path.rsplit("/", 1)[-1]
-                mode = server.mode.get(name)
-                if name not in server.files or mode == "error":
-                    self.send_error(500 if mode == "error" else 404)
-                    return
-                data = server.files[name]
-                if mode == "corrupt":
-                    data = data[:100] + bytes(len(data) - 100)
-                start = 0
-                if "Range" in self.headers:
-                    start = int(self.headers["Range"].removeprefix("bytes=").split("-")[0])
-                    server.ranges.append((name, start))
-                    self.send_response(206)
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                body = data[start:]
-                self.wfile.write(body[: len(body) // 2] if mode == "truncate" else body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
 @pytest.fixture(scope="module")

@@ -147,12 +147,18 @@ def select_utterances(
     return Selection(selected, skipped)
 
 
-def refuse_too_many_bad(skipped: Sequence[tuple[Path, str]], max_bad: int) -> None:
-    """Stop, listing the files, when more than ``max_bad`` utterance files were unusable."""
+def refuse_too_many_bad(
+    skipped: Sequence[tuple[Path, str]],
+    max_bad: int,
+    what: str = "utterance files",
+    key: str = "data.max_bad_utterances",
+) -> None:
+    """Stop, listing the files, when more than ``max_bad`` (config ``key``) of ``what`` were
+    unusable."""
     if len(skipped) > max_bad:
         listed = "\n  ".join(f"{path}: {why}" for path, why in skipped[:10])
         raise CorpusError(
-            f"{len(skipped)} unusable utterance files (data.max_bad_utterances={max_bad}):\n  "
+            f"{len(skipped)} unusable {what} ({key}={max_bad}):\n  "
             f"{listed}{' ...' if len(skipped) > 10 else ''}"
         )
 
@@ -200,11 +206,16 @@ def assign_speakers(
     val_speakers: Sequence[str] | None,
     test_speakers: Sequence[str] | None,
     seed: int,
+    speakers_from: str = "data.speakers",
+    held_out: Sequence[str] = ("val", "test"),
 ) -> dict[str, list[str]]:
     """The speakers of each split of a speaker-disjoint split (``data.split_by=speaker``):
     ``val_speakers`` and ``test_speakers`` as named, or where null one speaker each drawn
-    (seeded) from those not named; training takes all the others."""
+    (seeded) from those not named; training takes all the others. ``held_out``: the splits
+    taken out of ``speakers`` (("val",) where the test set is a corpus of its own);
+    ``speakers_from``: where ``speakers`` come from, for the errors."""
     named = {"val": val_speakers, "test": test_speakers}
+    named = {stage: chosen for stage, chosen in named.items() if stage in held_out}
     for stage, chosen in named.items():
         if chosen is None:
             continue
@@ -217,29 +228,30 @@ def assign_speakers(
         if unknown:
             raise ConfigError(
                 f"data.{stage}_speakers names {unknown}, which are not among the corpus's "
-                f"speakers {list(speakers)} (data.speakers)"
+                f"speakers {list(speakers)} ({speakers_from})"
             )
     both = sorted(set(val_speakers or ()) & set(test_speakers or ()))
-    if both:
+    if both and len(named) == 2:
         raise ConfigError(
             f"speakers {both} are in both data.val_speakers and data.test_speakers: in a "
             "speaker-disjoint split each speaker belongs to one split"
         )
-    taken = set(val_speakers or ()) | set(test_speakers or ())
+    taken = {s for chosen in named.values() for s in chosen or ()}
     free = [s for s in sorted(set(speakers)) if s not in taken]
     free = [free[i] for i in np.random.default_rng([seed, 2]).permutation(len(free))]
     stages = {stage: sorted(set(chosen)) for stage, chosen in named.items() if chosen is not None}
-    for stage in ("val", "test"):
+    for stage in held_out:
         if stage not in stages and free:
             stages[stage] = [free.pop(0)]
-    if len(stages) < 2 or not free:
+    if len(stages) < len(held_out) or not free:
         raise ConfigError(
-            f"data.split_by=speaker needs a speaker of its own for training, validation and "
-            f"test, but the corpus has {sorted(set(speakers))} (data.speakers) with "
-            f"data.val_speakers={val_speakers}, data.test_speakers={test_speakers}: it needs "
-            "at least 3 speakers"
+            f"data.split_by=speaker needs a speaker of its own for training, "
+            f"{' and '.join({'val': 'validation', 'test': 'test'}[s] for s in held_out)}, "
+            f"but the corpus has {sorted(set(speakers))} ({speakers_from}) with "
+            + ", ".join(f"data.{stage}_speakers={chosen}" for stage, chosen in named.items())
+            + f": it needs at least {len(held_out) + 1} speakers"
         )
-    return {"train": sorted(free), "val": stages["val"], "test": stages["test"]}
+    return {"train": sorted(free), **{stage: stages[stage] for stage in held_out}}
 
 
 def select_by_speaker(

@@ -13,10 +13,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import lightning as L
-import torch
-from torch.utils.data import DataLoader, Dataset
-
 from crn_lightning.data.corpora import (
     STAGES,
     assign_speakers,
@@ -34,7 +30,6 @@ from crn_lightning.data.corpus_choice import (
     speaker_split,
 )
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
-from crn_lightning.data.grids import GridItem
 from crn_lightning.data.mixtures import TrainMixtures, grid_mixtures
 from crn_lightning.data.noise import (
     NoiseRegion,
@@ -43,7 +38,7 @@ from crn_lightning.data.noise import (
     silent_fractions,
 )
 from crn_lightning.data.offline import spec_from_config
-from crn_lightning.data.samplers import ShardedSampler
+from crn_lightning.data.speech_datamodule import SpeechDataModule
 from crn_lightning.data.utterances import LoadedUtterance, load_utterances
 from crn_lightning.errors import ConfigError
 from crn_lightning.stft import STFT
@@ -53,7 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SPLIT = MappingProxyType({"train": 300, "val": 99, "test": 8})
 
 
-class ArcticDemandDataModule(L.LightningDataModule):
+class ArcticDemandDataModule(SpeechDataModule):
     """CMU ARCTIC speech mixed on the fly with DEMAND noise at set SNRs.
 
     Training draws fresh mixtures every epoch; validation and test are fixed, seeded grids.
@@ -105,8 +100,7 @@ class ArcticDemandDataModule(L.LightningDataModule):
         num_workers: int = 2,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        self.stft = stft
+        super().__init__(stft, num_workers, seed)
         self.arctic_root, self.demand_root = Path(arctic_root), Path(demand_root)
         self.corpus = corpus
         self.generated = GeneratedCorpora(
@@ -138,10 +132,7 @@ class ArcticDemandDataModule(L.LightningDataModule):
         self.epoch_length, self.val_subset = epoch_length, val_subset
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers, self.seed = num_workers, seed
         self._check_settings()
-        self.corpus_info: dict[str, Any] = {}
-        self.datasets: dict[str, Dataset] = {}
         self._roots: CorpusRoots | None = None
 
     def _check_settings(self) -> None:
@@ -291,51 +282,6 @@ class ArcticDemandDataModule(L.LightningDataModule):
             "noise_offset_redraws": dict(offset_redraws),
             "skipped_files": [{"file": str(p), "reason": why} for p, why in skipped],
         }
-
-    # -- checkpoint state: a resumed run must draw from the same data ---------------------
-    def state_dict(self) -> dict[str, Any]:
-        keys = ("kind", "utterances", "mixtures", "stage_speakers")
-        return {key: self.corpus_info[key] for key in keys} | {"seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        # Keys a checkpoint lacks (written before they existed) are not compared.
-        now = self.state_dict()
-        differ = {k: (v, now.get(k)) for k, v in state.items() if now.get(k) != v}
-        if differ:
-            raise ConfigError(
-                "the checkpoint was trained on other data than this run resolves "
-                f"(checkpoint, now): {differ}; resume with the data config it was trained with"
-            )
-
-    # -- loaders -------------------------------------------------------------------------
-    def _loader(self, stage: str, batch_size: int) -> DataLoader:
-        dataset = self.datasets[stage]
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=ShardedSampler(len(dataset), fresh_each_epoch=stage == "train"),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size)
-
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        noisy_spec = self.stft(batch["noisy"])
-        batch["noisy_mag"], batch["noisy_phase"] = noisy_spec.abs(), noisy_spec.angle()
-        batch["clean_mag"] = self.stft(batch["clean"]).abs()
-        return batch
-
-    def grid_item(self, stage: str, index: int) -> GridItem:
-        return self.datasets[stage].items[index]
 
     def describe(self, stage: str, index: int) -> str:
         """What item ``index`` of a validation or test grid is, e.g.
