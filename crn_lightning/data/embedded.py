@@ -46,7 +46,7 @@ from crn_lightning.data.builds import (
     seeded_rng,
 )
 from crn_lightning.data.espeak import EspeakSynthesizer
-from crn_lightning.data.noise_synth import ENVIRONMENT_GENERATORS
+from crn_lightning.data.noise_synth import write_generated_noise
 from crn_lightning.data.sentences import generate_sentences
 from crn_lightning.errors import ConfigError
 
@@ -196,12 +196,8 @@ def _run_shard(
 
 
 def _write_noise(build: str, environment: str, spec: EmbeddedCorpusSpec) -> None:
-    audio = ENVIRONMENT_GENERATORS[environment](
-        spec.noise_seconds, spec.sample_rate, seeded_rng(spec.seed, f"noise/{environment}")
-    )
     folder = Path(build) / "DEMAND" / environment
-    folder.mkdir(parents=True)
-    soundfile.write(folder / "ch01.wav", audio, spec.sample_rate, subtype="PCM_16")
+    write_generated_noise(folder, environment, spec.noise_seconds, spec.sample_rate, spec.seed)
 
 
 def _write_speaker(

@@ -11,9 +11,12 @@ not at realism in every detail.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import soundfile
 
+from crn_lightning.data.builds import seeded_rng
 from crn_lightning.data.noise_synth_indoor import music, restaurant, washing_machine
 from crn_lightning.data.noise_synth_outdoor import park, sports_field
 
@@ -26,3 +29,14 @@ ENVIRONMENT_GENERATORS: dict[str, NoiseGenerator] = {
     "NFIELD": sports_field,
     "NPARK": park,
 }
+
+
+def write_generated_noise(
+    folder: Path, environment: str, seconds: float, sample_rate: int, seed: int
+) -> None:
+    """``folder``/ch01.wav: the generated ``environment`` noise, in DEMAND's layout, seeded
+    by (``seed``, its name) as both the embedded and the offline corpus build it."""
+    rng = seeded_rng(seed, f"noise/{environment}")
+    audio = ENVIRONMENT_GENERATORS[environment](seconds, sample_rate, rng)
+    folder.mkdir(parents=True)
+    soundfile.write(folder / "ch01.wav", audio, sample_rate, subtype="PCM_16")

