@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,10 @@ RNG_KEY = "crn_lightning_rng"
 # constant: the report's fixed Adam step; cosine: decays to zero over the run's steps, so that
 # a short run ends on settled weights instead of wherever the last large steps left them.
 LR_SCHEDULES = ("constant", "cosine")
+
+
+def _cosine_factor(step: int, steps: int) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
 
 
 class NonFiniteError(UserError, FloatingPointError):
@@ -138,13 +143,19 @@ class EnhancementModule(L.LightningModule):
         log.warning("skipped the batch: %s", where)
         self.log("train/skipped_batches", float(self.skipped_batches))
 
-    def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.Adam(self.enhancer.network.parameters(), lr=self.lr)
-        if self.lr_schedule == "constant":
-            return optimizer
-        steps = max(1, int(self.trainer.estimated_stepping_batches))
-        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.enhancer.network.parameters(), lr=self.lr)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Set from the restored step count, not by a torch scheduler: Lightning saves a
+        # mid-epoch checkpoint before it steps the schedulers, so a resumed run would lag
+        # one step behind; this way it continues bit for bit.
+        if self.lr_schedule == "cosine":
+            steps = max(1, int(self.trainer.estimated_stepping_batches))
+            lr = self.lr * _cosine_factor(self.global_step, steps)
+            for optimizer in self.trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
 
     # -- evaluation ----------------------------------------------------------------------
     def scores_perceptual(self, stage: str) -> bool:

@@ -227,7 +227,7 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_run(tiny_corp
     rates = []
 
     class RecordRate(L.Callback):
-        def on_train_batch_start(self, trainer, *args):
+        def on_train_batch_end(self, trainer, *args):  # the rate this step used
             rates.append(trainer.optimizers[0].param_groups[0]["lr"])
 
     trainer = L.Trainer(
@@ -242,7 +242,7 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_run(tiny_corp
     trainer.fit(module, datamodule=data)
     steps = trainer.global_step
     assert steps == 4 and rates[0] == pytest.approx(1e-3)
-    # CosineAnnealingLR over the run's steps: lr_k = lr/2 (1 + cos(pi k / steps)).
+    # Cosine over the run's steps: lr_k = lr/2 (1 + cos(pi k / steps)).
     expected = [1e-3 / 2 * (1 + math.cos(math.pi * k / steps)) for k in range(steps)]
     assert rates == pytest.approx(expected)
 
