@@ -239,6 +239,44 @@ class PairsConfig:
     seed: int = MISSING
 
 
+@dataclass
+class FoldersSplitConfig:
+    train: int | None = MISSING
+    val: int | None = MISSING
+    test: int | None = MISSING
+
+
+@dataclass
+class FoldersConfig:
+    _target_: str = "crn_lightning.data.folders_datamodule.FoldersDataModule"
+    _convert_: str = "all"
+    speech_dirs: list[str] = MISSING
+    noise_dirs: list[str] = MISSING
+    speaker_pattern: str | None = MISSING
+    resample_dir: str | None = MISSING
+    max_utterance_seconds: float = MISSING
+    max_bad_utterances: int = MISSING
+    split: FoldersSplitConfig = field(default_factory=FoldersSplitConfig)
+    split_by: str = MISSING
+    val_speakers: list[str] | None = MISSING
+    test_speakers: list[str] | None = MISSING
+    noise_split: list[float] = MISSING
+    max_silent_noise_fraction: float = MISSING
+    snr_db: list[float] = MISSING
+    test_snr_db: list[float] | None = MISSING
+    train_snr_range_db: list[float] | None = MISSING
+    augment: dict[str, Any] = MISSING
+    sample_rate: int = MISSING
+    clip_seconds: float = MISSING
+    train_clip_seconds: float | None = MISSING
+    epoch_length: int | None = MISSING
+    val_subset: int | None = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int | None = MISSING
+    num_workers: int = MISSING
+    seed: int = MISSING
+
+
 # Passed by train.py, not by the config.
 _TRAINER_ARGS_FROM_CODE = {"self", "logger", "callbacks", "plugins", "default_root_dir"}
 _TRAINER_ARGS_UNSUPPORTED = {"model_registry"}
@@ -285,6 +323,7 @@ _SCHEMAS_BY_TARGET = {
         TensorBoardLoggerConfig,
         ArcticDemandConfig,
         PairsConfig,
+        FoldersConfig,
         STFTConfig,
         CRNConfig,
         TrainerConfig,
@@ -330,6 +369,7 @@ def register_configs() -> None:
     store.store(group="logger", name="tensorboard_schema", node=TensorBoardLoggerConfig)
     store.store(group="data", name="arctic_demand_schema", node=ArcticDemandConfig)
     store.store(group="data", name="pairs_schema", node=PairsConfig)
+    store.store(group="data", name="folders_schema", node=FoldersConfig)
     store.store(group="stft", name="stft_schema", node=STFTConfig)
     store.store(group="model", name="crn_schema", node=CRNConfig)
     for name, schema in LOSS_SCHEMAS.items():
