@@ -21,6 +21,7 @@ from omegaconf import MISSING, DictConfig
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.data.offline import CONFIG_FIELDS as OFFLINE_CONFIG_FIELDS
 from crn_lightning.data.offline_spec import OfflineCorpusSpec
+from crn_lightning.data.schemas import FoldersConfig, PairsConfig
 from crn_lightning.errors import ConfigError
 from crn_lightning.runs import register_resolvers
 
@@ -219,27 +220,6 @@ class ArcticDemandConfig:
     seed: int = MISSING
 
 
-@dataclass
-class PairsConfig:
-    _target_: str = "crn_lightning.data.pairs_datamodule.PairsDataModule"
-    _convert_: str = "all"
-    root: str = MISSING
-    test_root: str | None = MISSING
-    speaker_pattern: str = MISSING
-    val_speakers: list[str] | None = MISSING
-    test_speakers: list[str] | None = MISSING
-    resample_dir: str | None = MISSING
-    max_bad_pairs: int = MISSING
-    snr_bin_db: float = MISSING
-    sample_rate: int = MISSING
-    train_clip_seconds: float = MISSING
-    epoch_length: int | None = MISSING
-    val_subset: int | None = MISSING
-    batch_size: int = MISSING
-    num_workers: int = MISSING
-    seed: int = MISSING
-
-
 # Passed by train.py, not by the config.
 _TRAINER_ARGS_FROM_CODE = {"self", "logger", "callbacks", "plugins", "default_root_dir"}
 _TRAINER_ARGS_UNSUPPORTED = {"model_registry"}
@@ -286,6 +266,7 @@ _SCHEMAS_BY_TARGET = {
         TensorBoardLoggerConfig,
         ArcticDemandConfig,
         PairsConfig,
+        FoldersConfig,
         STFTConfig,
         CRNConfig,
         TrainerConfig,
@@ -331,6 +312,7 @@ def register_configs() -> None:
     store.store(group="logger", name="tensorboard_schema", node=TensorBoardLoggerConfig)
     store.store(group="data", name="arctic_demand_schema", node=ArcticDemandConfig)
     store.store(group="data", name="pairs_schema", node=PairsConfig)
+    store.store(group="data", name="folders_schema", node=FoldersConfig)
     store.store(group="stft", name="stft_schema", node=STFTConfig)
     store.store(group="model", name="crn_schema", node=CRNConfig)
     for name, schema in LOSS_SCHEMAS.items():

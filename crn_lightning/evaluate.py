@@ -14,7 +14,6 @@ enhanced signal; per utterance in ``scores.csv``, means with gains in ``summary.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -35,6 +34,7 @@ from crn_lightning.evaluation import (
     score_utterances,
     summarize,
     summary_rows,
+    write_scores,
 )
 from crn_lightning.runs import fresh_run_dir, hydra_run_dir
 from crn_lightning.tables import markdown_table
@@ -69,11 +69,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if not records:
         raise UserError(f"no utterance could be scored: {failures}")
 
-    columns = csv_columns(measures, references)
-    with (run_dir / "scores.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in records)
+    write_scores(run_dir / "scores.csv", records, csv_columns(measures, references))
     groups = summarize(records, grid=not (cfg.pairs or cfg.recordings), measures=measures)
     table = markdown_table(summary_rows(groups, measures))
     summary = {

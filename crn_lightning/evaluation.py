@@ -10,6 +10,7 @@ in its worker processes, SI-SDR where the model runs, DNSMOS (no reference neede
 
 from __future__ import annotations
 
+import csv
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -108,6 +109,14 @@ def csv_columns(measures: Sequence[str], references: bool) -> list[str]:
     if "dnsmos" in measures:
         columns.append("dnsmos_error")
     return columns
+
+
+def write_scores(path: Path, records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """scores.csv: one row per utterance, blank where a record has no value."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in records)
 
 
 @dataclass

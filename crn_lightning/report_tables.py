@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from crn_lightning.data.datamodule import STAGES, ArcticDemandDataModule
+from crn_lightning.data.corpora import STAGES
+from crn_lightning.data.datamodule import ArcticDemandDataModule
 from crn_lightning.finished_runs import SweepJob
 from crn_lightning.mixing import rms, snr_db
 from crn_lightning.results import (

@@ -42,3 +42,25 @@ def write_pairs(
             sf.write(root / kind / name, audio, rate, subtype=subtype)
         pairs[name] = (clean, noisy)
     return pairs
+
+
+def write_speech_tree(root: Path, layout: dict[str, tuple[int, str]], utterances: int = 3) -> None:
+    """``root/<folder>/<speaker>_<k>.<format>`` voices: ``layout`` maps a folder under
+    ``root`` (nested allowed) to (sample rate, file suffix); a pitch per folder."""
+    rng = np.random.default_rng(len(layout))
+    for folder, (rate, suffix) in layout.items():
+        f0 = 100 + zlib.crc32(folder.encode()) % 150
+        for k in range(utterances):
+            path = root / folder / f"{Path(folder).name}_{k}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, voice(1.0 + 0.4 * rng.random(), f0, rate), rate)
+
+
+def write_noise(path: Path, seconds: float, rate: int = SR, seed: int = 0) -> np.ndarray:
+    """Coloured noise (peak 0.1) written to ``path``; returns it as written (float)."""
+    white = np.random.default_rng(seed).standard_normal(round(seconds * rate))
+    noise = np.convolve(white, np.ones(3) / 3, mode="same")
+    noise = (0.1 * noise / np.abs(noise).max()).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, noise, rate)
+    return noise

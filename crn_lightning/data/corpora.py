@@ -93,14 +93,15 @@ def _duration(path: Path) -> float | str:
 def select_utterances(
     files: Mapping[str, Sequence[Path]],
     max_seconds: float,
-    total: int,
+    total: int | None,
     seed: int,
     check: Callable[[Path], str | None] | None = None,
     max_bad: int = 0,
     first_stream: int = 0,
     size_key: str = "data.split",
 ) -> Selection:
-    """``total`` usable utterances shorter than ``max_seconds``, balanced over speakers, seeded.
+    """``total`` usable utterances shorter than ``max_seconds``, balanced over speakers, seeded
+    (``total`` None: every usable one).
 
     The report used 203 + 204 ARCTIC utterances under 5 s; speakers take turns so the
     selection stays balanced whatever the corpus size. A file that cannot be read, or that
@@ -125,7 +126,7 @@ def select_utterances(
         pools.append([UtteranceRef(speaker, short[i]) for i in order])
     selected: list[UtteranceRef] = []
     turn = 0
-    while len(selected) < total and any(pools):
+    while (total is None or len(selected) < total) and any(pools):
         pool = pools[turn % len(pools)]
         if not pool:
             turn += 1
@@ -138,9 +139,10 @@ def select_utterances(
         selected.append(ref)
         turn += 1
     refuse_too_many_bad(skipped, max_bad)
-    if len(selected) < total:
+    if (total is None and not selected) or (total is not None and len(selected) < total):
         raise CorpusError(
-            f"{size_key} asks for {total} utterances but only {len(selected)} usable ones are "
+            f"{size_key} asks for {total or 'every one of its'} utterances but only "
+            f"{len(selected)} usable ones are "
             f"shorter than data.max_utterance_seconds={max_seconds} "
             f"(speakers {sorted(files)}, {len(skipped)} unusable files skipped)"
         )
@@ -183,7 +185,7 @@ def split_utterances(
 
 
 def check_split_settings(
-    split: Mapping[str, int],
+    split: Mapping[str, int | None],
     split_by: str,
     val_speakers: Sequence[str] | None,
     test_speakers: Sequence[str] | None,
@@ -193,6 +195,12 @@ def check_split_settings(
         raise ConfigError(f"data.split must give train, val and test sizes, got {dict(split)}")
     if split_by not in ("utterance", "speaker"):
         raise ConfigError(f"data.split_by must be utterance or speaker, got {split_by!r}")
+    for stage, size in split.items():
+        if size is None and split_by != "speaker":
+            raise ConfigError(
+                f"data.split.{stage}=null takes every utterance of the split's speakers: it "
+                "needs data.split_by=speaker (with split_by=utterance give each split's size)"
+            )
     for key, value in (("val_speakers", val_speakers), ("test_speakers", test_speakers)):
         if value is not None and split_by != "speaker":
             raise ConfigError(
@@ -257,14 +265,15 @@ def assign_speakers(
 def select_by_speaker(
     files: Mapping[str, Sequence[Path]],
     stage_speakers: Mapping[str, Sequence[str]],
-    sizes: Mapping[str, int],
+    sizes: Mapping[str, int | None],
     max_seconds: float,
     seed: int,
     check: Callable[[Path], str | None] | None = None,
     max_bad: int = 0,
 ) -> tuple[dict[str, list[UtteranceRef]], list[tuple[Path, str]]]:
-    """A speaker-disjoint split: each split's ``sizes[split]`` utterances, chosen as
-    ``select_utterances`` does (balanced, seeded) from its own speakers' files only.
+    """A speaker-disjoint split: each split's ``sizes[split]`` utterances (None: all usable
+    ones), chosen as ``select_utterances`` does (balanced, seeded) from its own speakers' files
+    only.
     Returns (utterances of each split sorted by path, unusable files skipped)."""
     parts, skipped, stream = {}, [], 0
     for stage, speakers in stage_speakers.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,18 +33,21 @@ def load_utterances(
     sample_rate: int,
     seed: int,
     max_bad: int,
+    reader: Callable[[Path], np.ndarray] | None = None,
 ) -> tuple[dict[str, list[LoadedUtterance]], list[tuple[Path, str]]]:
     """``sizes[split]`` utterances per split, read at ``sample_rate``: split by utterance
     (``stage_speakers`` None: every split draws from every speaker), or speaker-disjoint
     (each split from its own ``stage_speakers``). Returns (splits, unusable files skipped,
-    each logged)."""
+    each logged). ``reader``: how a file is read at ``sample_rate`` (default ``read_audio``;
+    data=folders reads through its resampling cache)."""
     audio: dict[Path, np.ndarray] = {}
+    read = reader or (lambda path: read_audio(path, sample_rate))
 
     def check(path: Path) -> str | None:
         # Policy: one bad utterance among hundreds is skipped (logged, counted in
         # corpus_info and metrics.json); see select_utterances for when it stops.
         try:
-            audio[path] = read_audio(path, sample_rate)
+            audio[path] = read(path)
         except AudioFileError as err:
             return str(err).removeprefix(f"{path}: ")
         if is_silent(audio[path]):
