@@ -144,8 +144,13 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_test_figures(tmp_path
             for name, f in figures.items()
         }
     )
-    assert figures["ddp"]["test/clips"] == 9
-    assert figures["ddp"] == figures["single"]
+    assert figures["ddp"]["test/clips"] == figures["single"]["test/clips"] == 9
+    # Equal to float32 rounding: the two processes' sums meet in another order (the complex
+    # mask's means differ in the 7th digit); a clip missed or counted twice moves a mean by
+    # orders of magnitude more.
+    assert figures["ddp"].keys() == figures["single"].keys()
+    for key, value in figures["single"].items():
+        assert figures["ddp"][key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
 
 
 def test_slurm_and_optuna_configs_compose_on_the_command_line():
