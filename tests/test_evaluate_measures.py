@@ -65,7 +65,7 @@ def _rows(run_dir: Path) -> dict[str, dict[str, str]]:
 
 @needs_speechmos
 def test_pairs_report_composite_and_dnsmos_as_the_measures_compute_them(checkpoint, tmp_path):
-    pairs = write_pairs(tmp_path / "pairs", ["p1_001.wav", "p1_002.wav"], subtype="FLOAT")
+    pairs = write_pairs(tmp_path / "pairs", ["p1_001.wav"], subtype="FLOAT")  # DNSMOS: ~1 s
     cfg = _config(
         "evaluate",
         ckpt=str(checkpoint),
@@ -150,11 +150,9 @@ def test_enhance_prints_each_files_dnsmos_before_and_after(checkpoint, tmp_path,
     )
     report = enhance(cfg)
     assert [c.output for c in report.dnsmos] == [out / "x.wav", out / "y.wav"]
-    for change in report.dnsmos:
-        assert change.before == file_dnsmos(source / change.output.name)
-        assert change.after == file_dnsmos(change.output)
+    x = report.dnsmos[0]  # one checked: each DNSMOS call costs about a second
+    assert x.before == file_dnsmos(source / "x.wav") and x.after == file_dnsmos(out / "x.wav")
     printed = capsys.readouterr().out
-    x = report.dnsmos[0]
     assert f"{out / 'x.wav'}: SIG {x.before['sig']:.2f} → {x.after['sig']:.2f}" in printed
     assert "mean of 2 files: SIG" in printed
     with pytest.raises(ConfigError, match="score=pesq: expected null or dnsmos"):

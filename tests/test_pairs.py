@@ -127,7 +127,7 @@ def test_training_crops_are_aligned_spans_of_both_files(tmp_path):
     assert np.array_equal(train[3]["noisy"], train[3]["noisy"])  # the index decides
 
 
-def test_speakers_by_regex_and_a_test_folder_of_its_own(tmp_path):
+def test_speakers_by_regex_and_a_test_folder_of_its_own(tmp_path, caplog):
     names = [f"session{d}/spk{s}-take{u}.flac" for d in (1, 2) for s in "ABC" for u in (1, 2)]
     write_pairs(tmp_path / "train", names)
     write_pairs(tmp_path / "test", ["spkZ-take1.flac", "spkZ-take2.flac"])
@@ -141,6 +141,14 @@ def test_speakers_by_regex_and_a_test_folder_of_its_own(tmp_path):
     assert speakers == {"train": ["A", "C"], "val": ["B"], "test": ["Z"]}
     assert "session2/spkB-take1.flac" in _names_of(module, "val")
     assert module.describe("test", 0).startswith("Z spkZ-take1.flac (measured SNR ")
+    write_pairs(tmp_path / "test_heard", ["spkA-take9.flac"])
+    with caplog.at_level("WARNING", logger="crn_lightning.data.pairs_datamodule"):
+        _module(
+            tmp_path / "train",
+            test_root=str(tmp_path / "test_heard"),
+            speaker_pattern=r"spk(\w)-",
+        )
+    assert "data.test_root holds speakers of data.root too: ['A']" in caplog.text
 
     with pytest.raises(ConfigError, match=r"pattern='\^take' finds no speaker in 'session1/"):
         _module(tmp_path / "train", speaker_pattern="^take")

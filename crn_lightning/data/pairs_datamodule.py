@@ -171,6 +171,9 @@ class PairsDataModule(SpeechDataModule):
             splits["test"], test_skipped = self._scan(self.test_root, "data.test_root")
             stage_speakers["test"] = sorted({p.speaker for p in splits["test"]})
             skipped += test_skipped
+            heard = sorted(set(stage_speakers["test"]) & set(speakers))
+            if heard:  # allowed (a user's choice), but the test no longer measures new voices
+                log.warning("data.test_root holds speakers of data.root too: %s", heard)
         splits["val"] = grid_subset(splits["val"], self.val_subset, self.seed)
         self.datasets = {
             "train": TrainPairs(
