@@ -146,13 +146,16 @@ class EnhancementModule(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.enhancer.network.parameters(), lr=self.lr)
 
+    def on_train_start(self) -> None:
+        # The run's length in steps, once per fit (a resumed fit too) rather than every step.
+        self._cosine_steps = max(1, int(self.trainer.estimated_stepping_batches))
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Set from the restored step count, not by a torch scheduler: Lightning saves a
-        # mid-epoch checkpoint before it steps the schedulers, so a resumed run would lag
-        # one step behind; this way it continues bit for bit.
+        # mid-epoch checkpoint before it steps the schedulers, so a resumed run would start
+        # one step behind. (A resumed cosine run still differs slightly: README, known bug.)
         if self.lr_schedule == "cosine":
-            steps = max(1, int(self.trainer.estimated_stepping_batches))
-            lr = self.lr * _cosine_factor(self.global_step, steps)
+            lr = self.lr * _cosine_factor(self.global_step, self._cosine_steps)
             for optimizer in self.trainer.optimizers:
                 for group in optimizer.param_groups:
                     group["lr"] = lr

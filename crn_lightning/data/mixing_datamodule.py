@@ -126,8 +126,7 @@ class MixingDataModule(SpeechDataModule):
             self.max_silent_noise_fraction,
         )
         redraws = self._build_datasets(utterances, noise)
-        info = self._split_info(utterances, noise, redraws, skipped) | {"split_by": split.split_by}
-        return info, skipped
+        return self._split_info(utterances, noise, redraws, skipped, split.split_by), skipped
 
     def _read_utterances(
         self,
@@ -185,10 +184,12 @@ class MixingDataModule(SpeechDataModule):
         noise: Mapping[str, list[NoiseRegion]],
         offset_redraws: Mapping[str, int],
         skipped: Sequence[tuple[Path, str]],
+        split_by: str,
     ) -> dict[str, Any]:
         """What each split holds, for ``corpus_info`` (and so metrics.json)."""
         return {
             "environments": self.environments,
+            "split_by": split_by,
             "stage_speakers": {s: sorted({u.speaker for u in utterances[s]}) for s in STAGES},
             "utterances": {stage: len(u) for stage, u in utterances.items()},
             "mixtures": {stage: len(d) for stage, d in self.datasets.items()},
