@@ -281,13 +281,15 @@ def test_enhance_overrides_the_checkpoints_attenuation_limit(checkpoint, tmp_pat
     noisy = _tone(1.3, 7) + 0.05 * np.random.default_rng(7).standard_normal(round(1.3 * SR))
     sf.write(tmp_path / "x.wav", noisy.astype(np.float32), SR, subtype="FLOAT")
     outputs = {}
-    for limit in ("checkpoint", None, 6.0):
+    for limit in ("checkpoint", 15.0, None, 6.0):
         folder = tmp_path / f"limit={limit}"
         cfg = _config("enhance", ckpt=str(checkpoint), input=str(tmp_path / "x.wav"))
         enhance(OmegaConf.merge(cfg, {"output": str(folder), "attenuation_limit_db": limit}))
         outputs[limit] = sf.read(folder / "x.wav", dtype="float32")[0]
-    # The tiny checkpoint has no limit; 6 dB mixes half the noisy signal back in.
-    assert np.array_equal(outputs["checkpoint"], outputs[None])
+    # The tiny checkpoint keeps the quickstart's 15 dB; 6 dB mixes half the noisy signal back.
+    assert Enhancer.from_checkpoint(checkpoint).attenuation_limit_db == 15.0
+    assert np.array_equal(outputs["checkpoint"], outputs[15.0])
+    assert not np.array_equal(outputs[None], outputs[15.0])
     share = 10 ** (-6 / 20)
     expected = (1 - share) * outputs[None] + share * sf.read(tmp_path / "x.wav")[0]
     assert np.abs(outputs[6.0] - expected).max() <= 1e-4
