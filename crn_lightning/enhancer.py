@@ -17,8 +17,9 @@ a method, hide the domain from their callers:
 - ``decompress``: the estimate → the enhanced STFT in ``noisy``'s domain (real tensors only:
   the ONNX graphs are ``decompress(estimate(noisy))``);
 - ``output_spectrum``, ``resynthesise``, ``enhance_spectrum``: the enhanced complex spectrum
-  and waveform; ``limit_attenuation`` mixes a share of the noisy spectrum back in at inference
-  (``module.attenuation_limit_db``; training losses see the network's output alone);
+  and waveform; ``inference_spectrum``: ``output_spectrum`` with a share of the noisy spectrum
+  mixed back in (``module.attenuation_limit_db``), what every inference path resynthesises
+  (training losses see ``output_spectrum`` alone);
 - ``stream_spectrum``: noisy complex frames → enhanced complex frames (streaming).
 """
 
@@ -233,7 +234,7 @@ class Enhancer(nn.Module):
         return torch.complex(enhanced[:, 0], enhanced[:, 1])
 
     def set_attenuation_limit(self, limit_db: float | None, key: str) -> None:
-        """Set ``limit_attenuation``'s limit (dB > 0, or None: no limit); ``key`` names the
+        """Set ``inference_spectrum``'s limit (dB > 0, or None: no limit); ``key`` names the
         config key it came from in the error."""
         if limit_db is not None and (
             isinstance(limit_db, bool) or not isinstance(limit_db, int | float) or limit_db <= 0
@@ -243,17 +244,19 @@ class Enhancer(nn.Module):
             )
         self.attenuation_limit_db = None if limit_db is None else float(limit_db)
 
-    def limit_attenuation(
-        self, spectrum: torch.Tensor, noisy_spectrum: torch.Tensor
+    def inference_spectrum(
+        self, enhanced: torch.Tensor, noisy_mag: torch.Tensor, noisy_phase: torch.Tensor
     ) -> torch.Tensor:
-        """The enhanced complex spectrum with ``10^(-limit/20)`` of the noisy one mixed back in
+        """``output_spectrum`` with ``10^(-limit/20)`` of the noisy spectrum mixed back in
         (DeepFilterNet's attenuation limit): no bin of a magnitude model's output lies more than
         the limit below the noisy bin, and residual noise stays natural instead of being carved
-        into musical noise. Unchanged without ``attenuation_limit_db``."""
+        into musical noise. Without ``attenuation_limit_db``: ``output_spectrum`` itself."""
+        spectrum = self.output_spectrum(enhanced, noisy_phase)
         if self.attenuation_limit_db is None:
             return spectrum
         share = 10.0 ** (-self.attenuation_limit_db / 20.0)
-        return (1.0 - share) * spectrum + share * noisy_spectrum.to(spectrum.dtype)
+        noisy = torch.polar(noisy_mag.to(noisy_phase.dtype), noisy_phase)
+        return (1.0 - share) * spectrum + share * noisy
 
     def resynthesise(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
         """The waveform (B, ``length``) of a complex spectrum (B, F, T): the inverse STFT."""
@@ -270,9 +273,7 @@ class Enhancer(nn.Module):
         STFT."""
         estimate = self.estimate(self.noisy_input(noisy_mag, noisy_phase), block_frames)
         enhanced = self.decompress(estimate)
-        spectrum = self.limit_attenuation(
-            self.output_spectrum(enhanced, noisy_phase), torch.polar(noisy_mag, noisy_phase)
-        )
+        spectrum = self.inference_spectrum(enhanced, noisy_mag, noisy_phase)
         return estimate, spectrum.abs(), self.resynthesise(spectrum, length)
 
     def stream_spectrum(
@@ -281,8 +282,10 @@ class Enhancer(nn.Module):
         """(B, F, K) complex spectra of frames that follow ``state``'s → enhanced complex
         spectra and the new state (the streaming enhancer's step)."""
         estimate, state = self.estimate_stream(self.spectrum_input(noisy_spectrum), state)
-        spectrum = self.output_spectrum(self.decompress(estimate), noisy_spectrum.angle())
-        return self.limit_attenuation(spectrum, noisy_spectrum), state
+        enhanced = self.decompress(estimate)
+        return self.inference_spectrum(
+            enhanced, noisy_spectrum.abs(), noisy_spectrum.angle()
+        ), state
 
     # -- waveforms ---------------------------------------------------------------------------
     def enhance(self, waveform: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:
