@@ -1,6 +1,8 @@
+import inspect
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +78,24 @@ def compose(*overrides: str, hydra: bool = False) -> DictConfig:
     """The training config as the train entry point composes it (with its hydra node if
     asked); relative paths.* are taken from the project folder."""
     return compose_config(overrides, return_hydra_config=hydra)
+
+
+def assert_constructor_defaults(node: DictConfig, cls: type, skip: Iterable[str] = ()) -> None:
+    """Every key of a shipped config ``node`` (but ``_target_``, ``_convert_`` and ``skip``)
+    holds the default ``cls`` is built with: one set of defaults. A subclass's own defaults
+    win over those of the base constructors its ``**kwargs`` are passed to."""
+    defaults = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith("crn_lightning") and "__init__" in vars(klass):
+            parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+            defaults |= {p.name: p.default for p in parameters if p.default is not p.empty}
+    for key, value in node.items():
+        if key in {"_target_", "_convert_", *skip}:
+            continue
+        default = defaults[key]
+        default = list(default) if isinstance(default, tuple) else default
+        default = dict(default) if isinstance(default, Mapping) else default
+        assert value == default, key
 
 
 def write_tiny_corpora(

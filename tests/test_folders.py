@@ -1,14 +1,13 @@
 """data=folders: any speech and noise folders (nested, mixed rates and formats) mixed on the fly
 as ARCTIC/DEMAND are, on tiny trees the tests write."""
 
-import inspect
 import json
 
 import numpy as np
 import pytest
 import soundfile as sf
 from audio_trees import SR, write_noise, write_speech_tree
-from conftest import compose, run_cli
+from conftest import assert_constructor_defaults, compose, run_cli
 from hydra.utils import instantiate
 
 from crn_lightning.audio import AudioFileError, read_audio
@@ -128,14 +127,8 @@ def test_constructor_defaults_are_the_shipped_config(tmp_path):
     data = compose(
         "data=folders", f"data.speech_dirs=[{tmp_path}]", f"data.noise_dirs=[{tmp_path}]"
     ).data
-    defaults = inspect.signature(FoldersDataModule.__init__).parameters
-    for key, value in data.items():
-        if key in {"_target_", "_convert_", "speech_dirs", "noise_dirs", "resample_dir", "seed"}:
-            continue
-        default = defaults[key].default
-        default = list(default) if isinstance(default, tuple) else default
-        default = dict(default) if hasattr(default, "keys") else default
-        assert value == default, key
+    skip = {"speech_dirs", "noise_dirs", "resample_dir", "seed"}
+    assert_constructor_defaults(data, FoldersDataModule, skip)
     assert isinstance(instantiate(data, stft=STFT(320, 160)), FoldersDataModule)
 
 
