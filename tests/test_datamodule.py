@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import assert_constructor_defaults, compose
+from conftest import assert_constructor_defaults, compose, tiny_arctic_demand
 from omegaconf import OmegaConf
 
 from crn_lightning import augment
@@ -15,27 +15,13 @@ from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.data.offline import CONFIG_FIELDS as OFFLINE_CONFIG_FIELDS
 from crn_lightning.data.offline_spec import OfflineCorpusSpec
 from crn_lightning.mixing import snr_db
-from crn_lightning.stft import STFT
 
 SR = 16000
 
 
 def make(arctic, demand, **overrides):
-    kwargs = dict(
-        stft=STFT(320, 160),
-        arctic_root=str(arctic),
-        demand_root=str(demand),
-        corpus="real",
-        environments=["PRESTO", "NPARK"],
-        split={"train": 6, "val": 3, "test": 2},
-        snr_db=[0, 10],
-        clip_seconds=1.0,
-        batch_size=4,
-        num_workers=0,
-        seed=7,
-    )
-    kwargs.update(overrides)
-    module = dm.ArcticDemandDataModule(**kwargs)
+    options = {"split": {"train": 6, "val": 3, "test": 2}, "seed": 7}
+    module = tiny_arctic_demand(arctic, demand, **options | overrides)
     module.setup()
     return module
 
