@@ -21,7 +21,7 @@ from omegaconf import MISSING, DictConfig
 from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.data.offline import CONFIG_FIELDS as OFFLINE_CONFIG_FIELDS
 from crn_lightning.data.offline_spec import OfflineCorpusSpec
-from crn_lightning.data.schemas import FoldersConfig, PairsConfig
+from crn_lightning.data.schemas import FoldersConfig, MixingConfig, PairsConfig
 from crn_lightning.errors import ConfigError
 from crn_lightning.runs import register_resolvers
 
@@ -183,7 +183,7 @@ class SplitConfig:
 
 
 @dataclass
-class ArcticDemandConfig:
+class ArcticDemandConfig(MixingConfig):
     _target_: str = "crn_lightning.data.datamodule.ArcticDemandDataModule"
     _convert_: str = "all"
     arctic_root: str = MISSING
@@ -198,27 +198,7 @@ class ArcticDemandConfig:
     speakers: list[str] = MISSING
     environments: list[str] = MISSING
     noise_channel: int = MISSING
-    max_utterance_seconds: float = MISSING
-    max_bad_utterances: int = MISSING
     split: SplitConfig = field(default_factory=SplitConfig)
-    split_by: str = MISSING
-    val_speakers: list[str] | None = MISSING
-    test_speakers: list[str] | None = MISSING
-    noise_split: list[float] = MISSING
-    max_silent_noise_fraction: float = MISSING
-    snr_db: list[float] = MISSING
-    test_snr_db: list[float] | None = MISSING
-    train_snr_range_db: list[float] | None = MISSING
-    augment: dict[str, Any] = MISSING
-    sample_rate: int = MISSING
-    clip_seconds: float = MISSING
-    train_clip_seconds: float | None = MISSING
-    epoch_length: int | None = MISSING
-    val_subset: int | None = MISSING
-    batch_size: int = MISSING
-    eval_batch_size: int | None = MISSING
-    num_workers: int = MISSING
-    seed: int = MISSING
 
 
 # Passed by train.py, not by the config.

@@ -28,12 +28,10 @@ from crn_lightning.errors import ConfigError, UserError
 from crn_lightning.evaluation import (
     check_measures,
     csv_columns,
-    folder_utterances,
-    grid_utterances,
-    recording_utterances,
     score_utterances,
     summarize,
     summary_rows,
+    utterances_to_score,
     write_scores,
 )
 from crn_lightning.runs import fresh_run_dir, hydra_run_dir
@@ -51,16 +49,9 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     measures = check_measures(cfg.measures, references)
     run_dir = fresh_run_dir(run_dir)
     enhancer = load_checkpoint(cfg)
-    failures: list[dict[str, str]] = []
-    if cfg.pairs or cfg.recordings:
-        folder = Path(cfg.pairs or cfg.recordings)
-        source: dict[str, Any] = {"source": str(folder.resolve())}
-        if cfg.pairs:
-            utterances, failures = folder_utterances(folder, enhancer.sample_rate)
-        else:
-            utterances = recording_utterances(folder, enhancer.sample_rate)
-    else:
-        utterances, source = grid_utterances(enhancer, cfg.data)
+    utterances, source, failures = utterances_to_score(
+        enhancer, cfg.pairs, cfg.recordings, cfg.data
+    )
     log.info("scoring %d utterances (%s): %s", len(utterances), source["source"], measures)
     records, enhance_failures = score_utterances(
         enhancer, utterances, cfg.metric_workers, measures, references

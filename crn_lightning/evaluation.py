@@ -186,6 +186,26 @@ def recording_utterances(folder: Path, sample_rate: int) -> list[Utterance]:
     ]
 
 
+def utterances_to_score(
+    enhancer: Enhancer,
+    pairs: str | None,
+    recordings: str | None,
+    data_overrides: Mapping[str, Any],
+) -> tuple[list[Utterance], dict[str, Any], list[dict[str, str]]]:
+    """What ``evaluate`` scores: the pairs under ``pairs``, the recordings under
+    ``recordings`` (no references) or else the checkpoint's test grid (``data_overrides``
+    change its data config); with where they come from and the pairs that failed to match.
+    At most one of ``pairs`` and ``recordings`` is set (``evaluate`` checks)."""
+    if not (pairs or recordings):
+        return *grid_utterances(enhancer, data_overrides), []
+    folder = Path(pairs or recordings)
+    source = {"source": str(folder.resolve())}
+    if pairs:
+        utterances, failures = folder_utterances(folder, enhancer.sample_rate)
+        return utterances, source, failures
+    return recording_utterances(folder, enhancer.sample_rate), source, []
+
+
 @torch.no_grad()
 def _enhance(
     enhancer: Enhancer, loss: Loss, clean: np.ndarray | None, noisy: np.ndarray

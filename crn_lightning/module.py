@@ -156,7 +156,7 @@ class EnhancementModule(L.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Set from the restored step count, not by a torch scheduler: Lightning saves a
         # mid-epoch checkpoint before it steps the schedulers, so a resumed run would start
-        # one step behind. (A resumed cosine run still differs slightly: README, known bug.)
+        # one step behind.
         if self.lr_schedule == "cosine":
             lr = self.lr * _cosine_factor(self.global_step, self._cosine_steps)
             for optimizer in self.trainer.optimizers:

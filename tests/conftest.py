@@ -1,15 +1,24 @@
+import inspect
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import numpy as np
 import pytest
 from fake_debs import install_fake_apt_get
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from crn_lightning.audio import write_audio
+from crn_lightning.callbacks import ScoredCheckpoint
 from crn_lightning.compose import compose_config
+from crn_lightning.data.datamodule import ArcticDemandDataModule
+from crn_lightning.stft import STFT
 
 SR = 16000
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,10 +81,48 @@ def run_train(
     return run_cli("train", *(["-m"] if multirun else []), *args)
 
 
+def train_tiny_crn(tmp_path: Path, *overrides: str) -> dict[str, Any]:
+    """``python -m crn_lightning.train`` (the seed experiment) with a tiny CRN, no loader
+    processes and no metric pool on the data ``overrides`` name, outputs and corpus cache
+    under tmp_path; returns its run's ``metrics.json`` (``run_dir`` added)."""
+    result = run_cli(
+        "train",
+        *overrides,
+        "data.num_workers=0",
+        "stft.n_fft=320",
+        "model.channels=[4,8,8,16,16]",
+        "model.lstm_hidden=32",
+        "module.metric_workers=0",
+        f"paths.output_dir={tmp_path / 'outputs'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "seed").iterdir()
+    return json.loads((run_dir / "metrics.json").read_text()) | {"run_dir": run_dir}
+
+
 def compose(*overrides: str, hydra: bool = False) -> DictConfig:
     """The training config as the train entry point composes it (with its hydra node if
     asked); relative paths.* are taken from the project folder."""
     return compose_config(overrides, return_hydra_config=hydra)
+
+
+def assert_constructor_defaults(node: DictConfig, cls: type, skip: Iterable[str] = ()) -> None:
+    """Every key of a shipped config ``node`` (but ``_target_``, ``_convert_`` and ``skip``)
+    holds the default ``cls`` is built with: one set of defaults. A subclass's own defaults
+    win over those of the base constructors its ``**kwargs`` are passed to."""
+    defaults = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith("crn_lightning") and "__init__" in vars(klass):
+            parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+            defaults |= {p.name: p.default for p in parameters if p.default is not p.empty}
+    for key, value in node.items():
+        if key in {"_target_", "_convert_", *skip}:
+            continue
+        default = defaults[key]
+        default = list(default) if isinstance(default, tuple) else default
+        default = dict(default) if isinstance(default, Mapping) else default
+        assert value == default, key
 
 
 def write_tiny_corpora(
@@ -104,6 +151,54 @@ def write_tiny_corpora(
         noise = np.convolve(white, np.ones(e + 2) / (e + 2), mode="same")
         write_audio(demand / env / "ch01.wav", 0.1 * noise / np.abs(noise).max(), SR)
     return arctic, demand
+
+
+def tiny_arctic_demand(arctic: Path, demand: Path, **overrides: Any) -> ArcticDemandDataModule:
+    """The ARCTIC/DEMAND data module (not set up) on ``write_tiny_corpora``'s trees: the real
+    corpus, 2 environments, 6/2/2 utterances, 0 and 10 dB, 1 s clips, batches of 4, no loader
+    processes; ``overrides`` change any of its keyword arguments."""
+    options = dict(
+        corpus="real",
+        environments=["PRESTO", "NPARK"],
+        split={"train": 6, "val": 2, "test": 2},
+        snr_db=[0, 10],
+        clip_seconds=1.0,
+        batch_size=4,
+        num_workers=0,
+        seed=0,
+    )
+    return ArcticDemandDataModule(STFT(320, 160), str(arctic), str(demand), **options | overrides)
+
+
+def cpu_trainer(**options: Any) -> L.Trainer:
+    """A real Trainer for in-process runs: CPU, no logger, no progress bar, the loaders' own
+    sampler; checkpointing only through a ModelCheckpoint among ``callbacks``. ``options``
+    are Trainer arguments (they win over these)."""
+    callbacks = options.get("callbacks", [])
+    checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    defaults = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=checkpointing,
+        enable_progress_bar=False,
+        use_distributed_sampler=False,
+    )
+    return L.Trainer(**defaults | options)
+
+
+def every_epoch_checkpoint(dirpath: Path, monitor: str, **options: Any) -> ScoredCheckpoint:
+    """A ScoredCheckpoint keeping every ranked epoch as ``e<epoch>.ckpt`` (highest
+    ``monitor`` best) and ``last.ckpt``; ``options`` add ScoredCheckpoint arguments."""
+    return ScoredCheckpoint(
+        dirpath=dirpath,
+        filename="e{epoch}",
+        auto_insert_metric_name=False,
+        monitor=monitor,
+        mode="max",
+        save_top_k=-1,
+        save_last=True,
+        **options,
+    )
 
 
 @pytest.fixture

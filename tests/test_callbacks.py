@@ -3,6 +3,7 @@ current weights, writes last.ckpt after every validation and every N steps."""
 
 import lightning as L
 import torch
+from conftest import cpu_trainer, every_epoch_checkpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from crn_lightning.callbacks import ScoredCheckpoint, StepTimer
@@ -48,24 +49,10 @@ def test_only_scored_epochs_are_ranked_and_last_is_written_every_validation_and_
         def on_save_checkpoint(self, trainer, pl_module, checkpoint):
             saved_at.append(trainer.global_step)
 
-    checkpoint = ScoredCheckpoint(
-        dirpath=tmp_path,
-        filename="e{epoch}",
-        auto_insert_metric_name=False,
-        monitor="val/score",
-        mode="max",
-        save_top_k=-1,
-        save_last=True,
-        every_n_train_steps=3,
-    )
+    checkpoint = every_epoch_checkpoint(tmp_path, "val/score", every_n_train_steps=3)
     timer = StepTimer()
-    trainer = L.Trainer(
-        max_epochs=4,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        callbacks=[checkpoint, timer, Saves()],
+    trainer = cpu_trainer(
+        max_epochs=4, num_sanity_val_steps=0, callbacks=[checkpoint, timer, Saves()]
     )
     trainer.fit(Scored(), train_dataloaders=_loader(), val_dataloaders=_loader())
     # 4 steps per epoch: epochs 1 and 3 (0-based) log the score and are ranked.
@@ -82,13 +69,7 @@ def test_only_scored_epochs_are_ranked_and_last_is_written_every_validation_and_
 
 def test_without_validation_last_is_written_at_the_end_of_each_epoch(tmp_path):
     checkpoint = ScoredCheckpoint(dirpath=tmp_path, monitor="val/score", save_last=True)
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        callbacks=[checkpoint],
-    )
+    trainer = cpu_trainer(max_epochs=2, callbacks=[checkpoint])
     trainer.fit(Scored(), train_dataloaders=_loader())
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 8

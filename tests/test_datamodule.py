@@ -1,17 +1,13 @@
 import dataclasses
-import inspect
-from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import assert_constructor_defaults, compose, tiny_arctic_demand
 from omegaconf import OmegaConf
 
 from crn_lightning import augment
 from crn_lightning.audio import read_audio
-from crn_lightning.config import register_configs
 from crn_lightning.data import datamodule as dm
 from crn_lightning.data import mixtures, samplers
 from crn_lightning.data.corpora import CorpusError
@@ -19,28 +15,13 @@ from crn_lightning.data.embedded import EmbeddedCorpusSpec
 from crn_lightning.data.offline import CONFIG_FIELDS as OFFLINE_CONFIG_FIELDS
 from crn_lightning.data.offline_spec import OfflineCorpusSpec
 from crn_lightning.mixing import snr_db
-from crn_lightning.stft import STFT
 
 SR = 16000
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def make(arctic, demand, **overrides):
-    kwargs = dict(
-        stft=STFT(320, 160),
-        arctic_root=str(arctic),
-        demand_root=str(demand),
-        corpus="real",
-        environments=["PRESTO", "NPARK"],
-        split={"train": 6, "val": 3, "test": 2},
-        snr_db=[0, 10],
-        clip_seconds=1.0,
-        batch_size=4,
-        num_workers=0,
-        seed=7,
-    )
-    kwargs.update(overrides)
-    module = dm.ArcticDemandDataModule(**kwargs)
+    options = {"split": {"train": 6, "val": 3, "test": 2}, "seed": 7}
+    module = tiny_arctic_demand(arctic, demand, **options | overrides)
     module.setup()
     return module
 
@@ -180,22 +161,14 @@ def test_training_pairs_go_through_augment_training_pair(tiny_corpora, monkeypat
     assert calls == []
 
 
-def test_constructor_defaults_are_the_shipped_config(tmp_path):
+def test_constructor_defaults_are_the_shipped_config():
     """One set of defaults: conf/data/arctic_demand.yaml says what the constructor does; keys
     taken from the top-level config (paths, seed) are interpolations there."""
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        data = compose("config").data
-    defaults = inspect.signature(dm.ArcticDemandDataModule.__init__).parameters
+    data = compose().data
     interpolated = {"arctic_root", "demand_root", "embedded_dir", "offline_dir", "seed"}
     assert {k for k in data if OmegaConf.is_interpolation(data, k)} == interpolated
     assert data.embedded == dataclasses.asdict(EmbeddedCorpusSpec())
     offline = OfflineCorpusSpec()
     assert data.offline == {key: getattr(offline, key) for key in OFFLINE_CONFIG_FIELDS}
-    for key, value in data.items():
-        if key in interpolated | {"_target_", "_convert_", "embedded", "offline"}:
-            continue
-        default = defaults[key].default
-        default = list(default) if isinstance(default, tuple) else default
-        default = dict(default) if isinstance(default, Mapping) else default
-        assert value == default, key
+    skip = interpolated | {"embedded", "offline"}
+    assert_constructor_defaults(data, dm.ArcticDemandDataModule, skip)

@@ -13,8 +13,9 @@ import soundfile as sf
 from conftest import run_cli, tiny_train_args
 from http_server import Server
 
+from crn_lightning.data.archives import DownloadError, download
 from crn_lightning.data.corpora import arctic_present, demand_present
-from crn_lightning.download import DownloadError, download, plan
+from crn_lightning.data.downloads import arctic_demand_plan
 
 SR = 16000
 SPEAKERS, ENVIRONMENTS = ["bdl", "slt"], ["PRESTO", "NPARK"]
@@ -67,7 +68,7 @@ def sha256s(server: Server) -> dict[str, str]:
 
 
 def archives(server: Server, data_dir: Path, checksums=None):
-    return plan(
+    return arctic_demand_plan(
         data_dir, server.url, SPEAKERS, server.url, ENVIRONMENTS, checksums or sha256s(server)
     )
 
@@ -122,14 +123,14 @@ def test_a_corrupt_archive_is_rejected_and_leaves_no_partial_corpus(server, tmp_
 def test_the_known_festvox_checksum_rejects_another_archive(server, tmp_path):
     server.mode = {}
     with pytest.raises(DownloadError, match="26b91aaf48b2799b2956792b4632c2f926cd0542f4"):
-        download(plan(tmp_path, server.url, ["bdl"], server.url, []), tmp_path)
+        download(arctic_demand_plan(tmp_path, server.url, ["bdl"], server.url, []), tmp_path)
 
 
 def test_unknown_names_are_clear_errors(tmp_path):
     with pytest.raises(DownloadError, match=r"unknown ARCTIC speakers \['bld'\]"):
-        plan(tmp_path, "u", ["bld"], "u", [])
+        arctic_demand_plan(tmp_path, "u", ["bld"], "u", [])
     with pytest.raises(DownloadError, match=r"unknown DEMAND environments \['PARK'\]"):
-        plan(tmp_path, "u", [], "u", ["PARK"])
+        arctic_demand_plan(tmp_path, "u", [], "u", ["PARK"])
 
 
 @pytest.mark.slow

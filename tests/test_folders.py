@@ -1,14 +1,11 @@
 """data=folders: any speech and noise folders (nested, mixed rates and formats) mixed on the fly
 as ARCTIC/DEMAND are, on tiny trees the tests write."""
 
-import inspect
-import json
-
 import numpy as np
 import pytest
 import soundfile as sf
 from audio_trees import SR, write_noise, write_speech_tree
-from conftest import compose, run_cli
+from conftest import assert_constructor_defaults, compose, train_tiny_crn
 from hydra.utils import instantiate
 
 from crn_lightning.audio import AudioFileError, read_audio
@@ -128,21 +125,15 @@ def test_constructor_defaults_are_the_shipped_config(tmp_path):
     data = compose(
         "data=folders", f"data.speech_dirs=[{tmp_path}]", f"data.noise_dirs=[{tmp_path}]"
     ).data
-    defaults = inspect.signature(FoldersDataModule.__init__).parameters
-    for key, value in data.items():
-        if key in {"_target_", "_convert_", "speech_dirs", "noise_dirs", "resample_dir", "seed"}:
-            continue
-        default = defaults[key].default
-        default = list(default) if isinstance(default, tuple) else default
-        default = dict(default) if hasattr(default, "keys") else default
-        assert value == default, key
+    skip = {"speech_dirs", "noise_dirs", "resample_dir", "seed"}
+    assert_constructor_defaults(data, FoldersDataModule, skip)
     assert isinstance(instantiate(data, stft=STFT(320, 160)), FoldersDataModule)
 
 
 @pytest.mark.slow
 def test_train_cli_on_folders(trees, tmp_path):
-    result = run_cli(
-        "train",
+    metrics = train_tiny_crn(
+        tmp_path,
         "data=folders",
         f"data.speech_dirs=[{trees / 'speech' / 'studio'},{trees / 'speech' / 'phone'}]",
         f"data.noise_dirs=[{trees / 'noise'}]",
@@ -150,17 +141,8 @@ def test_train_cli_on_folders(trees, tmp_path):
         "data.snr_db=[0,10]",
         "data.epoch_length=4",
         "data.batch_size=2",
-        "data.num_workers=0",
-        "stft.n_fft=320",
-        "model.channels=[4,8,8,16,16]",
-        "model.lstm_hidden=32",
-        "module.metric_workers=0",
         "trainer.fast_dev_run=true",
-        f"paths.output_dir={tmp_path / 'outputs'}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = (tmp_path / "outputs" / "seed").iterdir()
-    corpus = json.loads((run_dir / "metrics.json").read_text())["corpus"]
+    corpus = metrics["corpus"]
     assert corpus["kind"] == "folders" and len(corpus["stage_speakers"]["test"]) == 1
     assert (tmp_path / "cache" / "resampled" / "16000").is_dir()

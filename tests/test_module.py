@@ -3,9 +3,8 @@ import math
 import lightning as L
 import pytest
 import torch
+from conftest import cpu_trainer, every_epoch_checkpoint, tiny_arctic_demand
 
-from crn_lightning.callbacks import ScoredCheckpoint
-from crn_lightning.data.datamodule import ArcticDemandDataModule
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.errors import ConfigError
 from crn_lightning.examples import enhance_grid
@@ -25,21 +24,8 @@ TAGS = ["loss", "pesq", "pesq_noisy", "stoi", "stoi_noisy", "si_sdr", "si_sdr_no
 
 
 def build(arctic, demand, output="mask", loss=None):
-    stft = STFT(320, 160)
-    data = ArcticDemandDataModule(
-        stft,
-        str(arctic),
-        str(demand),
-        corpus="real",
-        environments=["PRESTO", "NPARK"],
-        split={"train": 6, "val": 2, "test": 2},
-        snr_db=[0, 10],
-        clip_seconds=1.0,
-        epoch_length=8,
-        batch_size=4,
-        num_workers=0,
-        seed=0,
-    )
+    data = tiny_arctic_demand(arctic, demand, epoch_length=8)
+    stft = data.stft
     model = CRN(stft.n_freqs, channels=(4, 8, 8, 16, 16), lstm_hidden=32, output=output)
     module = EnhancementModule(model, stft, lr=1e-3, compression=0.5, metric_workers=2, loss=loss)
     return data, module
@@ -48,9 +34,7 @@ def build(arctic, demand, output="mask", loss=None):
 def test_fast_dev_run_trains_validates_and_tests(tiny_corpora):
     data, module = build(*tiny_corpora)
     before = [p.clone() for p in module.enhancer.network.parameters()]
-    trainer = L.Trainer(
-        fast_dev_run=1, accelerator="cpu", logger=False, use_distributed_sampler=False
-    )
+    trainer = cpu_trainer(fast_dev_run=1)
     trainer.fit(module, datamodule=data)
     after = list(module.enhancer.network.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
@@ -65,15 +49,7 @@ def test_noisy_baseline_is_scored_once_and_every_grid_item_once(tiny_corpora):
     submits = []
     original = module.scorer.submit
     module.scorer.submit = lambda *args, **kw: submits.append(1) or original(*args, **kw)
-    trainer = L.Trainer(
-        max_epochs=2,
-        limit_train_batches=1,
-        num_sanity_val_steps=0,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        use_distributed_sampler=False,
-    )
+    trainer = cpu_trainer(max_epochs=2, limit_train_batches=1, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=data)
     grid = len(data.datasets["val"])  # 2 utterances × 2 environments × 2 SNRs
     assert grid == 8
@@ -111,23 +87,9 @@ def test_pesq_every_n_epochs_scores_and_ranks_only_those_epochs(tiny_corpora, tm
             if trainer.current_epoch == 1:
                 last_before_epoch1.append((folder / "last.ckpt").is_file())
 
-    checkpoint = ScoredCheckpoint(
-        dirpath=folder,
-        filename="e{epoch}",
-        auto_insert_metric_name=False,
-        monitor="val/pesq",
-        mode="max",
-        save_top_k=-1,
-        save_last=True,
-    )
-    trainer = L.Trainer(
-        max_epochs=3,
-        limit_train_batches=1,
-        num_sanity_val_steps=0,
-        accelerator="cpu",
-        logger=False,
-        callbacks=[checkpoint, Watch()],
-        use_distributed_sampler=False,
+    checkpoint = every_epoch_checkpoint(folder, "val/pesq")
+    trainer = cpu_trainer(
+        max_epochs=3, limit_train_batches=1, num_sanity_val_steps=0, callbacks=[checkpoint, Watch()]
     )
     trainer.fit(module, datamodule=data)
     # Epoch 2 (every 2nd) and epoch 3 (the last) score PESQ/STOI; epoch 1 only loss, SI-SDR.
@@ -193,16 +155,7 @@ class RecordingLoss(Loss):
 def test_every_output_trains_with_its_loss_and_scores_finite_pesq(tiny_corpora, output, loss):
     data, module = build(*tiny_corpora, output=output, loss=loss and RecordingLoss(loss))
     before = [p.clone() for p in module.enhancer.network.parameters()]
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=3,
-        num_sanity_val_steps=0,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        use_distributed_sampler=False,
-    )
+    trainer = cpu_trainer(max_epochs=1, limit_train_batches=3, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=data)
     after = list(module.enhancer.network.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
@@ -230,15 +183,7 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_run(tiny_corp
         def on_train_batch_end(self, trainer, *args):  # the rate this step used
             rates.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    trainer = L.Trainer(
-        max_epochs=2,
-        limit_val_batches=0,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        use_distributed_sampler=False,
-        callbacks=[RecordRate()],
-    )
+    trainer = cpu_trainer(max_epochs=2, limit_val_batches=0, callbacks=[RecordRate()])
     trainer.fit(module, datamodule=data)
     steps = trainer.global_step
     assert steps == 4 and rates[0] == pytest.approx(1e-3)

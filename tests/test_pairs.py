@@ -2,15 +2,13 @@
 skipped and counted, speaker-held-out splits, aligned crops, whole utterances for evaluation,
 and a real Trainer run through the train CLI."""
 
-import inspect
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from audio_trees import SR, voice, write_pairs
-from conftest import ROOT, compose, run_cli
+from conftest import ROOT, assert_constructor_defaults, compose, train_tiny_crn
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -162,13 +160,7 @@ def test_speakers_by_regex_and_a_test_folder_of_its_own(tmp_path, caplog):
 
 def test_constructor_defaults_are_the_shipped_config(tmp_path):
     data = compose("data=pairs", f"data.root={tmp_path}").data
-    defaults = inspect.signature(PairsDataModule.__init__).parameters
-    interpolated = {"resample_dir", "seed"}
-    assert {k for k in data if k in interpolated} == interpolated
-    for key, value in data.items():
-        if key in interpolated | {"_target_", "_convert_", "root"}:
-            continue
-        assert value == defaults[key].default, key
+    assert_constructor_defaults(data, PairsDataModule, skip={"resample_dir", "seed", "root"})
     built = instantiate(data, stft=STFT(320, 160))  # the schema's keys are the constructor's
     assert isinstance(built, PairsDataModule) and built.root == tmp_path
 
@@ -177,28 +169,18 @@ def test_constructor_defaults_are_the_shipped_config(tmp_path):
 def test_train_on_pairs_then_evaluate_the_test_pairs(tmp_path):
     write_pairs(tmp_path / "train", _names(("p1", "p2", "p3"), 4))
     write_pairs(tmp_path / "test", _names(("p9",), 2), seed=3)
-    result = run_cli(
-        "train",
+    metrics = train_tiny_crn(
+        tmp_path,
         "data=pairs",
         f"data.root={tmp_path / 'train'}",
         f"data.test_root={tmp_path / 'test'}",
         "data.val_speakers=[p2]",
         "data.train_clip_seconds=0.5",
         "data.batch_size=4",
-        "data.num_workers=0",
-        "stft.n_fft=320",
-        "model.channels=[4,8,8,16,16]",
-        "model.lstm_hidden=32",
-        "module.metric_workers=0",
         "trainer.max_epochs=2",
         "trainer.num_sanity_val_steps=0",
         "trainer.log_every_n_steps=1",
-        f"paths.output_dir={tmp_path / 'outputs'}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = (tmp_path / "outputs" / "seed").iterdir()
-    metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["corpus"]["kind"] == "pairs" and metrics["steps"] == 2 * 2  # 8 pairs / 4
     assert metrics["corpus"]["stage_speakers"]["test"] == ["p9"]
     assert metrics["test"]["test/clips"] == 2 and 1.0 <= metrics["test"]["test/pesq"] <= 4.65

@@ -8,12 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import ROOT, SR, TINY
+from conftest import ROOT, SR, TINY, cpu_trainer
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -46,15 +45,7 @@ def checkpoint(tmp_path_factory) -> Path:
         ]
     )
     module = EnhancementModule.from_config(OmegaConf.to_container(cfg, resolve=True))
-    trainer = L.Trainer(
-        max_steps=3,
-        limit_val_batches=0,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        use_distributed_sampler=False,
-    )
+    trainer = cpu_trainer(max_steps=3, limit_val_batches=0)
     trainer.fit(module, datamodule=instantiate(cfg.data, stft=module.enhancer.stft))
     path = root / "tiny.ckpt"
     trainer.save_checkpoint(path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from crn_lightning.data.corpora import find_arctic, find_demand
@@ -29,8 +28,6 @@ from crn_lightning.stft import STFT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPLIT = MappingProxyType({"train": 300, "val": 99, "test": 8})
-
 
 class ArcticDemandDataModule(MixingDataModule):
     """CMU ARCTIC speech mixed on the fly with DEMAND noise at set SNRs.
@@ -39,8 +36,9 @@ class ArcticDemandDataModule(MixingDataModule):
     built once in ``offline_dir``), ``embedded`` (the generated eSpeak stand-in), or ``auto``
     (real when present, else offline, else embedded, said loudly). The offline and embedded
     corpora bring their own speakers; the offline one also its own environments, so after
-    ``prepare_data``/``setup`` ``environments`` holds the environments actually mixed. The
-    defaults here are those of ``conf/data/arctic_demand.yaml``, which documents each key.
+    ``prepare_data``/``setup`` ``environments`` holds the environments actually mixed.
+    ``mixing``: the mixing keys (``MixingDataModule``, with its defaults). The defaults are
+    those of ``conf/data/arctic_demand.yaml``, which documents each key.
     """
 
     def __init__(
@@ -58,53 +56,10 @@ class ArcticDemandDataModule(MixingDataModule):
         speakers: Sequence[str] = ("bdl", "slt"),
         environments: Sequence[str] = ("PRESTO", "DLIVING", "DWASHING", "NFIELD", "NPARK"),
         noise_channel: int = 1,
-        max_utterance_seconds: float = 5.0,
-        max_bad_utterances: int = 10,
-        split: Mapping[str, int] = DEFAULT_SPLIT,
-        split_by: str = "utterance",
-        val_speakers: Sequence[str] | None = None,
-        test_speakers: Sequence[str] | None = None,
-        noise_split: Sequence[float] = (0.7, 0.15, 0.15),
-        max_silent_noise_fraction: float = 0.5,
-        snr_db: Sequence[float] = (15, 20, 25),
-        test_snr_db: Sequence[float] | None = None,
-        train_snr_range_db: Sequence[float] | None = None,
-        augment: Mapping[str, Any] = MappingProxyType({}),
-        sample_rate: int = 16000,
-        clip_seconds: float = 4.0,
-        train_clip_seconds: float | None = None,
-        epoch_length: int | None = None,
-        val_subset: int | None = None,
-        batch_size: int = 16,
-        eval_batch_size: int | None = None,
-        num_workers: int = 2,
-        seed: int = 0,
+        **mixing: Any,
     ) -> None:
         check_corpus_kind(corpus)
-        super().__init__(
-            stft,
-            max_utterance_seconds=max_utterance_seconds,
-            max_bad_utterances=max_bad_utterances,
-            split=split,
-            split_by=split_by,
-            val_speakers=val_speakers,
-            test_speakers=test_speakers,
-            noise_split=noise_split,
-            max_silent_noise_fraction=max_silent_noise_fraction,
-            snr_db=snr_db,
-            test_snr_db=test_snr_db,
-            train_snr_range_db=train_snr_range_db,
-            augment=augment,
-            sample_rate=sample_rate,
-            clip_seconds=clip_seconds,
-            train_clip_seconds=train_clip_seconds,
-            epoch_length=epoch_length,
-            val_subset=val_subset,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            seed=seed,
-        )
+        super().__init__(stft, **mixing)
         self.arctic_root, self.demand_root = Path(arctic_root), Path(demand_root)
         self.corpus = corpus
         self.generated = GeneratedCorpora(

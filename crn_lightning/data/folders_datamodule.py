@@ -81,8 +81,9 @@ def find_noise(noise_dirs: Sequence[str]) -> dict[str, Path]:
 
 class FoldersDataModule(MixingDataModule):
     """Speech folders mixed on the fly with noise folders; speaker-disjoint splits by default,
-    every usable utterance of each split's speakers (``split`` values null). The defaults are
-    those of ``conf/data/folders.yaml``, which documents each key."""
+    every usable utterance of each split's speakers (``split`` values null). ``mixing``: the
+    other mixing keys (``MixingDataModule``, with its defaults). The defaults are those of
+    ``conf/data/folders.yaml``."""
 
     def __init__(
         self,
@@ -92,50 +93,16 @@ class FoldersDataModule(MixingDataModule):
         speaker_pattern: str | None = None,
         resample_dir: str | None = None,
         max_utterance_seconds: float = 20.0,
-        max_bad_utterances: int = 10,
         split: Mapping[str, int | None] = ALL_UTTERANCES,
         split_by: str = "speaker",
-        val_speakers: Sequence[str] | None = None,
-        test_speakers: Sequence[str] | None = None,
-        noise_split: Sequence[float] = (0.7, 0.15, 0.15),
-        max_silent_noise_fraction: float = 0.5,
-        snr_db: Sequence[float] = (15, 20, 25),
-        test_snr_db: Sequence[float] | None = None,
-        train_snr_range_db: Sequence[float] | None = None,
-        augment: Mapping[str, Any] = MappingProxyType({}),
-        sample_rate: int = 16000,
-        clip_seconds: float = 4.0,
-        train_clip_seconds: float | None = None,
-        epoch_length: int | None = None,
-        val_subset: int | None = None,
-        batch_size: int = 16,
-        eval_batch_size: int | None = None,
-        num_workers: int = 2,
-        seed: int = 0,
+        **mixing: Any,
     ) -> None:
         super().__init__(
             stft,
             max_utterance_seconds=max_utterance_seconds,
-            max_bad_utterances=max_bad_utterances,
             split=split,
             split_by=split_by,
-            val_speakers=val_speakers,
-            test_speakers=test_speakers,
-            noise_split=noise_split,
-            max_silent_noise_fraction=max_silent_noise_fraction,
-            snr_db=snr_db,
-            test_snr_db=test_snr_db,
-            train_snr_range_db=train_snr_range_db,
-            augment=augment,
-            sample_rate=sample_rate,
-            clip_seconds=clip_seconds,
-            train_clip_seconds=train_clip_seconds,
-            epoch_length=epoch_length,
-            val_subset=val_subset,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            seed=seed,
+            **mixing,
         )
         self.speech_dirs, self.noise_dirs = list(speech_dirs), list(noise_dirs)
         self.speaker_pattern = speaker_pattern

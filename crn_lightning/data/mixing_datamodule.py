@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -29,15 +30,21 @@ from crn_lightning.data.utterances import LoadedUtterance, load_utterances
 from crn_lightning.errors import ConfigError
 from crn_lightning.stft import STFT
 
+# Utterances per split: the report's 300/99/8 of ARCTIC bdl + slt.
+DEFAULT_SPLIT = MappingProxyType({"train": 300, "val": 99, "test": 8})
+
 
 class MixingDataModule(SpeechDataModule):
     """Utterances of speakers mixed on the fly with noise recordings at set SNRs.
 
     Training draws fresh mixtures every epoch; validation and test are fixed, seeded grids.
     Each noise recording is split by time into train/val/test regions so evaluation never
-    hears noise used in training. Subclasses find the files and call ``mix`` in ``setup``;
-    the keyword arguments are the mixing keys of their configs (documented in
-    ``conf/data/arctic_demand.yaml``). The STFT runs on the batch's device in
+    hears noise used in training. Subclasses find the files and call ``mix`` in ``setup``.
+
+    The keyword arguments are the mixing keys of both configs (``data.*``), here once: a
+    subclass takes them as ``**mixing`` and passes them on, naming only the defaults it
+    changes (``data=folders``: three). These defaults are ``conf/data/arctic_demand.yaml``'s,
+    which documents each key (the report's protocol). The STFT runs on the batch's device in
     ``on_after_batch_transfer``.
     """
 
@@ -45,27 +52,27 @@ class MixingDataModule(SpeechDataModule):
         self,
         stft: STFT,
         *,
-        max_utterance_seconds: float,
-        max_bad_utterances: int,
-        split: Mapping[str, int | None],
-        split_by: str,
-        val_speakers: Sequence[str] | None,
-        test_speakers: Sequence[str] | None,
-        noise_split: Sequence[float],
-        max_silent_noise_fraction: float,
-        snr_db: Sequence[float],
-        test_snr_db: Sequence[float] | None,
-        train_snr_range_db: Sequence[float] | None,
-        augment: Mapping[str, Any],
-        sample_rate: int,
-        clip_seconds: float,
-        train_clip_seconds: float | None,
-        epoch_length: int | None,
-        val_subset: int | None,
-        batch_size: int,
-        eval_batch_size: int | None,
-        num_workers: int,
-        seed: int,
+        max_utterance_seconds: float = 5.0,
+        max_bad_utterances: int = 10,
+        split: Mapping[str, int | None] = DEFAULT_SPLIT,
+        split_by: str = "utterance",
+        val_speakers: Sequence[str] | None = None,
+        test_speakers: Sequence[str] | None = None,
+        noise_split: Sequence[float] = (0.7, 0.15, 0.15),
+        max_silent_noise_fraction: float = 0.5,
+        snr_db: Sequence[float] = (15, 20, 25),
+        test_snr_db: Sequence[float] | None = None,
+        train_snr_range_db: Sequence[float] | None = None,
+        augment: Mapping[str, Any] = MappingProxyType({}),
+        sample_rate: int = 16000,
+        clip_seconds: float = 4.0,
+        train_clip_seconds: float | None = None,
+        epoch_length: int | None = None,
+        val_subset: int | None = None,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        seed: int = 0,
     ) -> None:
         super().__init__(stft, num_workers, seed)
         self.max_utterance_seconds = max_utterance_seconds

@@ -1,5 +1,6 @@
-"""Schemas of the data groups ``data=pairs`` and ``data=folders`` (see crn_lightning/config.py:
-names and types only; the values live in conf/data/)."""
+"""Schemas of the data groups ``data=pairs`` and ``data=folders`` and of the mixing keys
+``data=arctic_demand`` shares (see crn_lightning/config.py: names and types only; the values
+live in conf/data/)."""
 
 from __future__ import annotations
 
@@ -31,23 +32,12 @@ class PairsConfig:
 
 
 @dataclass
-class FoldersSplitConfig:
-    train: int | None = MISSING
-    val: int | None = MISSING
-    test: int | None = MISSING
+class MixingConfig:
+    """The mixing keys of ``data=arctic_demand`` and ``data=folders``
+    (crn_lightning.data.mixing_datamodule), but ``split``, whose values differ in type."""
 
-
-@dataclass
-class FoldersConfig:
-    _target_: str = "crn_lightning.data.folders_datamodule.FoldersDataModule"
-    _convert_: str = "all"
-    speech_dirs: list[str] = MISSING
-    noise_dirs: list[str] = MISSING
-    speaker_pattern: str | None = MISSING
-    resample_dir: str | None = MISSING
     max_utterance_seconds: float = MISSING
     max_bad_utterances: int = MISSING
-    split: FoldersSplitConfig = field(default_factory=FoldersSplitConfig)
     split_by: str = MISSING
     val_speakers: list[str] | None = MISSING
     test_speakers: list[str] | None = MISSING
@@ -66,3 +56,21 @@ class FoldersConfig:
     eval_batch_size: int | None = MISSING
     num_workers: int = MISSING
     seed: int = MISSING
+
+
+@dataclass
+class FoldersSplitConfig:
+    train: int | None = MISSING
+    val: int | None = MISSING
+    test: int | None = MISSING
+
+
+@dataclass
+class FoldersConfig(MixingConfig):
+    _target_: str = "crn_lightning.data.folders_datamodule.FoldersDataModule"
+    _convert_: str = "all"
+    speech_dirs: list[str] = MISSING
+    noise_dirs: list[str] = MISSING
+    speaker_pattern: str | None = MISSING
+    resample_dir: str | None = MISSING
+    split: FoldersSplitConfig = field(default_factory=FoldersSplitConfig)
