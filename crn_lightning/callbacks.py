@@ -73,13 +73,13 @@ class ScoredCheckpoint(ModelCheckpoint):
             or trainer.state.fn != TrainerFn.FITTING
         )
         if not skip:
-            self.save_last(trainer)
+            self.write_last(trainer)
 
-    def save_last(self, trainer: L.Trainer) -> Path:
+    def write_last(self, trainer: L.Trainer) -> Path:
         """Write ``last.ckpt`` (what ``resume=`` continues from) unless this step's is written
         already; returns its path. Also used by ``GracefulStop`` on a signal."""
         if self.dirpath is None:
-            raise RuntimeError("ScoredCheckpoint.save_last: the checkpoint folder is not set")
+            raise RuntimeError("ScoredCheckpoint.write_last: the checkpoint folder is not set")
         path = Path(self.dirpath) / LAST_CHECKPOINT
         if trainer.global_step != self._last_saved_step or not path.is_file():
             # last_model_path is part of this callback's state (restored on resume).

@@ -152,7 +152,7 @@ class GracefulStop(L.Callback):
             raise RuntimeError(
                 "GracefulStop needs the run's ScoredCheckpoint (callbacks.checkpoint) to save"
             )
-        path = checkpoint.save_last(trainer)
+        path = checkpoint.write_last(trainer)
         run_dir = Path(checkpoint.dirpath).parent
         if trainer.is_global_zero:
             where = f"at step {trainer.global_step} (epoch {trainer.current_epoch + 1})"

@@ -98,14 +98,16 @@ class ProgressLog(L.Callback):
         total = self._total_steps(trainer)
         left = total - trainer.global_step
         if not math.isfinite(left):
-            log.info("first %d steps: %.2f s a step (the run's length is unknown)", steps, per_step)
+            log.info(
+                "first %d step(s): %.2f s a step (the run's length is unknown)", steps, per_step
+            )
             return
         seconds = per_step * left
         device = "CPU" if isinstance(trainer.accelerator, CPUAccelerator) else "GPU"
         log.info(
-            "first %d steps: %.2f s a step on the %s; the %d training steps left take about %s "
+            "first %s: %.2f s a step on the %s; the %d training steps left take about %s "
             "(validation not included)",
-            steps,
+            "step" if steps == 1 else f"{steps} steps",
             per_step,
             device,
             int(left),
