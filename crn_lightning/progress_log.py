@@ -83,7 +83,8 @@ class ProgressLog(L.Callback):
 
     # -- the first minute: an estimate of the run --------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._fit_started = time.perf_counter()
+        # A run resumed mid-epoch gets no on_train_epoch_start for that epoch.
+        self._fit_started = self._epoch_started = time.perf_counter()
         self._first_step = trainer.global_step  # > 0 for a resumed run
         self._estimated = False
         self._epochs_done = 0

@@ -115,7 +115,7 @@ def test_slurm_requeue_signal_saves_requeues_and_the_requeued_job_continues(tmp_
         capture_output=True,
         text=True,
         env=env | {"SLURM_RESTART_COUNT": "1"},
-        timeout=600,
+        timeout=900,
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert steps(job_dir) == STEPS
