@@ -20,9 +20,14 @@ def required(cfg: DictConfig, key: str, what: str) -> Any:
 
 
 def load_checkpoint(cfg: DictConfig) -> Enhancer:
-    """The enhancer of ``cfg.ckpt`` (a checkpoint written by crn_lightning.train)."""
+    """The enhancer of ``cfg.ckpt`` (a checkpoint written by crn_lightning.train), with
+    ``cfg.attenuation_limit_db`` in place of the checkpoint's unless it says ``checkpoint``."""
     path = required(cfg, "ckpt", "a checkpoint written by crn_lightning.train")
     try:
-        return Enhancer.from_checkpoint(path)
+        enhancer = Enhancer.from_checkpoint(path)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(f"ckpt={path}: {err}") from err
+    limit = cfg.get("attenuation_limit_db", "checkpoint")
+    if limit != "checkpoint":
+        enhancer.set_attenuation_limit(limit, "attenuation_limit_db")
+    return enhancer

@@ -44,6 +44,7 @@ class ModuleConfig:
     examples: int = MISSING
     nonfinite: str = MISSING
     lr_schedule: str = MISSING
+    attenuation_limit_db: float | None = MISSING
 
 
 @dataclass

@@ -17,7 +17,8 @@ a method, hide the domain from their callers:
 - ``decompress``: the estimate → the enhanced STFT in ``noisy``'s domain (real tensors only:
   the ONNX graphs are ``decompress(estimate(noisy))``);
 - ``output_spectrum``, ``resynthesise``, ``enhance_spectrum``: the enhanced complex spectrum
-  and waveform;
+  and waveform; ``limit_attenuation`` mixes a share of the noisy spectrum back in at inference
+  (``module.attenuation_limit_db``; training losses see the network's output alone);
 - ``stream_spectrum``: noisy complex frames → enhanced complex frames (streaming).
 """
 
@@ -78,12 +79,14 @@ class Enhancer(nn.Module):
         sample_rate: int = 16000,
         compile: bool = False,
         config: Mapping[str, Any] | None = None,
+        attenuation_limit_db: float | None = None,
     ) -> None:
         super().__init__()
         if not 0 < compression <= 1:
             raise ConfigError(f"module.compression must be in (0, 1], got {compression}")
         self.network, self.stft = network, stft
         self.compression, self.sample_rate = compression, sample_rate
+        self.set_attenuation_limit(attenuation_limit_db, "module.attenuation_limit_db")
         self.config = dict(config or {})
         self._compiled_stream = torch.compile(network.stream) if compile else None
 
@@ -100,6 +103,8 @@ class Enhancer(nn.Module):
             compression=config["module"]["compression"],
             sample_rate=config["data"]["sample_rate"],
             config=config,
+            # Checkpoints written before the key existed had no limit.
+            attenuation_limit_db=config["module"].get("attenuation_limit_db"),
         )
 
     @classmethod
@@ -227,6 +232,29 @@ class Enhancer(nn.Module):
             return torch.polar(enhanced, noisy_phase)
         return torch.complex(enhanced[:, 0], enhanced[:, 1])
 
+    def set_attenuation_limit(self, limit_db: float | None, key: str) -> None:
+        """Set ``limit_attenuation``'s limit (dB > 0, or None: no limit); ``key`` names the
+        config key it came from in the error."""
+        if limit_db is not None and (
+            isinstance(limit_db, bool) or not isinstance(limit_db, int | float) or limit_db <= 0
+        ):
+            raise ConfigError(
+                f"{key} must be a positive number of dB or null (no limit), got {limit_db!r}"
+            )
+        self.attenuation_limit_db = None if limit_db is None else float(limit_db)
+
+    def limit_attenuation(
+        self, spectrum: torch.Tensor, noisy_spectrum: torch.Tensor
+    ) -> torch.Tensor:
+        """The enhanced complex spectrum with ``10^(-limit/20)`` of the noisy one mixed back in
+        (DeepFilterNet's attenuation limit): no bin of a magnitude model's output lies more than
+        the limit below the noisy bin, and residual noise stays natural instead of being carved
+        into musical noise. Unchanged without ``attenuation_limit_db``."""
+        if self.attenuation_limit_db is None:
+            return spectrum
+        share = 10.0 ** (-self.attenuation_limit_db / 20.0)
+        return (1.0 - share) * spectrum + share * noisy_spectrum.to(spectrum.dtype)
+
     def resynthesise(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
         """The waveform (B, ``length``) of a complex spectrum (B, F, T): the inverse STFT."""
         return self.stft.inverse_spectrogram(spectrum, length=length)
@@ -242,9 +270,10 @@ class Enhancer(nn.Module):
         STFT."""
         estimate = self.estimate(self.noisy_input(noisy_mag, noisy_phase), block_frames)
         enhanced = self.decompress(estimate)
-        spectrum = self.output_spectrum(enhanced, noisy_phase)
-        magnitude = spectrum.abs() if self.complex else enhanced
-        return estimate, magnitude, self.resynthesise(spectrum, length)
+        spectrum = self.limit_attenuation(
+            self.output_spectrum(enhanced, noisy_phase), torch.polar(noisy_mag, noisy_phase)
+        )
+        return estimate, spectrum.abs(), self.resynthesise(spectrum, length)
 
     def stream_spectrum(
         self, noisy_spectrum: torch.Tensor, state: CRNState | None
@@ -252,7 +281,8 @@ class Enhancer(nn.Module):
         """(B, F, K) complex spectra of frames that follow ``state``'s → enhanced complex
         spectra and the new state (the streaming enhancer's step)."""
         estimate, state = self.estimate_stream(self.spectrum_input(noisy_spectrum), state)
-        return self.output_spectrum(self.decompress(estimate), noisy_spectrum.angle()), state
+        spectrum = self.output_spectrum(self.decompress(estimate), noisy_spectrum.angle())
+        return self.limit_attenuation(spectrum, noisy_spectrum), state
 
     # -- waveforms ---------------------------------------------------------------------------
     def enhance(self, waveform: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:

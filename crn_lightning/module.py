@@ -68,6 +68,7 @@ class EnhancementModule(L.LightningModule):
         config: Mapping[str, Any] | None = None,
         loss: Loss | None = None,
         lr_schedule: str = "constant",
+        attenuation_limit_db: float | None = None,
     ) -> None:
         super().__init__()
         if sample_rate != 16000:
@@ -85,7 +86,9 @@ class EnhancementModule(L.LightningModule):
                 f"module.pesq_every_n_epochs must be at least 1, got {pesq_every_n_epochs}"
             )
         self.config = dict(config or {})
-        self.enhancer = Enhancer(model, stft, compression, sample_rate, compile, self.config)
+        self.enhancer = Enhancer(
+            model, stft, compression, sample_rate, compile, self.config, attenuation_limit_db
+        )
         # A plain attribute, not a submodule: the loss's STFT windows stay out of checkpoints.
         self.loss = loss if loss is not None else CompressedMagnitudeMSE()
         self.lr, self.examples, self.nonfinite = lr, examples, nonfinite

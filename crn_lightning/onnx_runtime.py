@@ -55,7 +55,9 @@ class OnnxEnhancer:
         """Enhance (B, L) waveforms."""
         magnitude, phase = self.enhancer.stft.magnitude_phase(noisy)
         enhanced = self.run_graph(self.enhancer.noisy_input(magnitude, phase))
-        spectrum = self.enhancer.output_spectrum(enhanced, phase)
+        spectrum = self.enhancer.limit_attenuation(
+            self.enhancer.output_spectrum(enhanced, phase), torch.polar(magnitude, phase)
+        )
         return self.enhancer.resynthesise(spectrum, noisy.shape[-1])
 
     def streaming(self, batch: int = 1) -> StreamingEnhancer:
@@ -72,7 +74,9 @@ class OnnxEnhancer:
         feeds |= {f"state_in_{i}": s.numpy() for i, s in enumerate(state)}
         enhanced, *new_state = self._step_session.run(None, feeds)
         enhanced = self.enhancer.output_spectrum(torch.from_numpy(enhanced), spectrum.angle())
-        return enhanced, tuple(torch.from_numpy(s) for s in new_state)
+        return self.enhancer.limit_attenuation(enhanced, spectrum), tuple(
+            torch.from_numpy(s) for s in new_state
+        )
 
 
 def check(enhancer: Enhancer, path: Path, step: bool, seconds: float = 3.0) -> dict[str, float]:

@@ -277,6 +277,25 @@ def test_enhance_streaming_writes_what_offline_writes(checkpoint, tmp_path):
     assert np.abs(outputs[True] - outputs[False]).max() <= 1e-4
 
 
+def test_enhance_overrides_the_checkpoints_attenuation_limit(checkpoint, tmp_path):
+    noisy = _tone(1.3, 7) + 0.05 * np.random.default_rng(7).standard_normal(round(1.3 * SR))
+    sf.write(tmp_path / "x.wav", noisy.astype(np.float32), SR, subtype="FLOAT")
+    outputs = {}
+    for limit in ("checkpoint", None, 6.0):
+        folder = tmp_path / f"limit={limit}"
+        cfg = _config("enhance", ckpt=str(checkpoint), input=str(tmp_path / "x.wav"))
+        enhance(OmegaConf.merge(cfg, {"output": str(folder), "attenuation_limit_db": limit}))
+        outputs[limit] = sf.read(folder / "x.wav", dtype="float32")[0]
+    # The tiny checkpoint has no limit; 6 dB mixes half the noisy signal back in.
+    assert np.array_equal(outputs["checkpoint"], outputs[None])
+    share = 10 ** (-6 / 20)
+    expected = (1 - share) * outputs[None] + share * sf.read(tmp_path / "x.wav")[0]
+    assert np.abs(outputs[6.0] - expected).max() <= 1e-4
+    bad = _config("enhance", ckpt=str(checkpoint), input=str(tmp_path), output=str(tmp_path / "b"))
+    with pytest.raises(ConfigError, match="attenuation_limit_db must be a positive"):
+        enhance(OmegaConf.merge(bad, {"attenuation_limit_db": -3}))
+
+
 @pytest.mark.slow
 def test_enhance_cli_lists_failures_and_names_missing_keys(checkpoint, tmp_path):
     sf.write(tmp_path / "good.wav", _tone(1.0, 6), SR)
