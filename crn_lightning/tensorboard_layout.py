@@ -84,7 +84,7 @@ def _flat(value: Any) -> int | float | str | bool:
     if isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     return "none" if value is None else str(value)
 
 

@@ -53,7 +53,10 @@ def steps(run_dir: Path) -> int:
 def test_sigterm_saves_says_how_to_resume_and_the_resumed_run_ends_at_the_same_step(
     tmp_path, tiny_cache
 ):
-    run = start(tiny_train_args(tmp_path, tiny_cache, *LONGER))
+    # warn_hours=0: the CPU warning of a long run shows however short this one is.
+    run = start(
+        tiny_train_args(tmp_path, tiny_cache, *LONGER, "callbacks.progress_log.warn_hours=0")
+    )
     runs = tmp_path / "outputs" / "quickstart"
     deadline = time.monotonic() + 300
     while not list(runs.glob("*/train.log")):
@@ -68,6 +71,8 @@ def test_sigterm_saves_says_how_to_resume_and_the_resumed_run_ends_at_the_same_s
     assert "Traceback" not in err and "Traceback" not in out, err[-3000:]
     log = (run_dir / "train.log").read_text()
     assert "received SIGTERM" in log
+    assert "THIS RUN WILL TAKE ABOUT" in log and "experiment=quickstart" in log
+    assert "trainer=gpu" in log
     assert f"python -m crn_lightning.train resume={run_dir}" in log
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert not (run_dir / "metrics.json").exists()
