@@ -65,19 +65,28 @@ class ScoredCheckpoint(ModelCheckpoint):
         return self.monitor is None or (step == trainer.global_step and self.monitor in metrics)
 
     def _save_last(self, trainer: L.Trainer) -> None:
+        """``last.ckpt`` when one is due (``save_last``, fitting, not a fast_dev_run)."""
         skip = (
             not self.keep_last
             or bool(trainer.fast_dev_run)
             or trainer.sanity_checking
             or trainer.state.fn != TrainerFn.FITTING
-            or trainer.global_step == self._last_saved_step
         )
-        if skip or self.dirpath is None:
-            return
-        # last_model_path is part of this callback's state (restored on resume).
-        self.last_model_path = str(Path(self.dirpath) / LAST_CHECKPOINT)
-        trainer.save_checkpoint(self.last_model_path, weights_only=self.save_weights_only)
-        self._last_saved_step = trainer.global_step
+        if not skip:
+            self.write_last(trainer)
+
+    def write_last(self, trainer: L.Trainer) -> Path:
+        """Write ``last.ckpt`` (what ``resume=`` continues from) unless this step's is written
+        already; returns its path. Also used by ``GracefulStop`` on a signal."""
+        if self.dirpath is None:
+            raise RuntimeError("ScoredCheckpoint.write_last: the checkpoint folder is not set")
+        path = Path(self.dirpath) / LAST_CHECKPOINT
+        if trainer.global_step != self._last_saved_step or not path.is_file():
+            # last_model_path is part of this callback's state (restored on resume).
+            self.last_model_path = str(path)
+            trainer.save_checkpoint(self.last_model_path, weights_only=self.save_weights_only)
+            self._last_saved_step = trainer.global_step
+        return path
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._scored(trainer):

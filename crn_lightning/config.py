@@ -73,9 +73,25 @@ class StepTimerConfig:
 
 
 @dataclass
+class ProgressLogConfig:
+    _target_: str = "crn_lightning.progress_log.ProgressLog"
+    estimate_after_steps: int = MISSING
+    estimate_after_s: float = MISSING
+    warn_hours: float = MISSING
+
+
+@dataclass
+class GracefulStopConfig:
+    _target_: str = "crn_lightning.graceful_stop.GracefulStop"
+    requeue: bool = MISSING
+
+
+@dataclass
 class CallbacksConfig:
     checkpoint: ScoredCheckpointConfig = field(default_factory=ScoredCheckpointConfig)
     step_timer: StepTimerConfig = field(default_factory=StepTimerConfig)
+    progress_log: ProgressLogConfig = field(default_factory=ProgressLogConfig)
+    graceful_stop: GracefulStopConfig = field(default_factory=GracefulStopConfig)
 
 
 @dataclass

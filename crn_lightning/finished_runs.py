@@ -173,15 +173,17 @@ def checkpoint_path(run: Run) -> Path:
 
 
 def tensorboard_dir(run_dir: str | Path) -> Path:
-    """Where a run's TensorBoard events are: ``<run>/tensorboard``, or for a multirun job
-    ``<sweep>/tensorboard/<NN>_<swept overrides>`` (the names ``tensorboard_logger`` gives)."""
+    """Where a run's TensorBoard events are: the run folder itself (``<run>/tensorboard`` for
+    runs written before that), or for a multirun job ``<sweep>/tensorboard/<NN>_<swept
+    overrides>`` (the names ``tensorboard_logger`` gives)."""
     run_dir = Path(run_dir)
     if run_dir.name.isdigit() and is_sweep(run_dir.parent):
         prefix = f"{int(run_dir.name):02d}"
         for folder in sorted((run_dir.parent / TENSORBOARD_DIR).glob(f"{prefix}*")):
             if folder.name == prefix or folder.name.startswith(prefix + "_"):
                 return folder
-    return run_dir / TENSORBOARD_DIR
+    older = run_dir / TENSORBOARD_DIR
+    return older if older.is_dir() else run_dir
 
 
 def read_scalars(run_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

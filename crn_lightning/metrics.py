@@ -18,6 +18,8 @@ from pesq import pesq
 from pystoi import stoi
 from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
 
+from crn_lightning.graceful_stop import ignore_stop_signals
+
 PESQ_SAMPLE_RATE = 16000
 
 
@@ -71,10 +73,13 @@ class PerceptualScorer:
 
     ``submit`` returns at once with a future; the pool starts on first use and is reused
     for the whole run. ``workers=None`` uses every CPU core, ``0`` scores inline.
+    ``ignore_stop_signals``: the workers ignore SIGTERM and SIGINT, which a training run
+    handles in its main process (crn_lightning.graceful_stop).
     """
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, ignore_stop_signals: bool = False) -> None:
         self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self.ignore_stop_signals = ignore_stop_signals
         self._executor: Executor | None = None
 
     def submit(
@@ -94,7 +99,10 @@ class PerceptualScorer:
                 # fork: workers need only numpy, pesq and pystoi, and start in milliseconds;
                 # spawn would re-import torch and Lightning in each of them.
                 context = multiprocessing.get_context("fork")
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+                initializer = ignore_stop_signals if self.ignore_stop_signals else None
+                self._executor = ProcessPoolExecutor(
+                    self.workers, mp_context=context, initializer=initializer
+                )
         return self._executor.submit(job, reference, degraded, extended)
 
     def close(self) -> None:
@@ -104,4 +112,8 @@ class PerceptualScorer:
 
     def __getstate__(self) -> dict:
         # A pool cannot be pickled (e.g. into a checkpoint or a DDP spawn); workers restart.
-        return {"workers": self.workers, "_executor": None}
+        return {
+            "workers": self.workers,
+            "ignore_stop_signals": self.ignore_stop_signals,
+            "_executor": None,
+        }

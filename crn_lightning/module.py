@@ -20,6 +20,7 @@ from crn_lightning.rng_state import restore_rng_state, rng_state
 from crn_lightning.scoring import ClipScores, aggregate_scores, breakdown, enhance_and_score
 from crn_lightning.stft import STFT
 from crn_lightning.tensorboard_examples import log_validation_examples
+from crn_lightning.tensorboard_layout import log_layout, tensorboard_tag
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ class EnhancementModule(L.LightningModule):
         self.last_validation: tuple[int, frozenset[str]] = (-1, frozenset())
         self.skipped_batches = 0
         self._last_batch: tuple[int, torch.Tensor, list[int]] | None = None
-        self.scorer = PerceptualScorer(metric_workers)
+        # Its workers leave SIGTERM/SIGINT to this process (crn_lightning.graceful_stop).
+        self.scorer = PerceptualScorer(metric_workers, ignore_stop_signals=True)
         # One collector per stage: each grid's noisy scores are computed once and reused.
         self.scores = {stage: ClipScores(self.scorer) for stage in ("val", "test")}
         self.records: dict[str, list[dict[str, Any]]] = {}
@@ -120,6 +122,9 @@ class EnhancementModule(L.LightningModule):
         estimate = self.enhancer.estimate(noisy)
         loss = self.loss(LossInputs(self.enhancer, estimate, batch["noisy_phase"], batch["clean"]))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["noisy"].shape[0])
+        # The logged x-axis (Lightning reads a metric named "step" as the step): the global
+        # step, as for validation below; it also keeps Lightning's "epoch" chart out.
+        self.log("step", float(self.global_step), batch_size=batch["noisy"].shape[0])
         self._last_batch = (batch_idx, loss.detach(), batch["index"].tolist())
         return loss
 
@@ -144,7 +149,7 @@ class EnhancementModule(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.skipped_batches += 1
         log.warning("skipped the batch: %s", where)
-        self.log("train/skipped_batches", float(self.skipped_batches))
+        self.log(tensorboard_tag("train", "skipped_batches"), float(self.skipped_batches))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.enhancer.network.parameters(), lr=self.lr)
@@ -172,6 +177,9 @@ class EnhancementModule(L.LightningModule):
         return epoch % self.pesq_every_n_epochs == 0 or epoch == self.trainer.max_epochs
 
     def on_fit_start(self) -> None:
+        writer = self._tensorboard()
+        if writer is not None:
+            log_layout(writer)
         if self.pesq_every_n_epochs > 1:
             log.info(
                 "validation scores PESQ and STOI on epochs %d, %d, ... and the last one "
@@ -217,8 +225,17 @@ class EnhancementModule(L.LightningModule):
                 for name in ("pesq", "pesq_noisy", "stoi", "si_sdr"):
                     summary[f"{name}@snr={snr}"] = at_snr[name]
         # Every process holds the same gathered figures, so the synced mean equals them.
+        # The names stay <stage>/<name> for callbacks and metrics.json; TensorBoard shows
+        # counts and per-SNR figures elsewhere (crn_lightning.tensorboard_layout).
         for name, value in summary.items():
-            self.log(f"{stage}/{name}", value, sync_dist=True, prog_bar=name == "pesq")
+            tag = tensorboard_tag(stage, name)
+            key = f"{stage}/{name}"
+            self.log(key, value, sync_dist=True, prog_bar=name == "pesq", logger=tag == key)
+            if tag != key:
+                self.log(tag, value, sync_dist=True)
+        # The logged x-axis: the global step (a validation's scalars at the step of its images
+        # and audio; no "epoch" chart).
+        self.log("step", float(self.global_step), sync_dist=True)
         if stage == "val":
             self.last_validation = (self.global_step, frozenset(f"val/{n}" for n in summary))
 
@@ -243,12 +260,17 @@ class EnhancementModule(L.LightningModule):
     def teardown(self, stage: str) -> None:
         self.scorer.close()
 
-    def _log_examples(self) -> None:
+    def _tensorboard(self) -> Any:
+        """The TensorBoard ``SummaryWriter`` on global rank 0, else None."""
         loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers or not self.trainer.is_global_zero or self.examples <= 0:
+        return loggers[0].experiment if loggers and self.trainer.is_global_zero else None
+
+    def _log_examples(self) -> None:
+        writer = self._tensorboard()
+        if writer is None or self.examples <= 0:
             return
         log_validation_examples(
-            loggers[0].experiment,
+            writer,
             self.enhancer,
             self.trainer.datamodule,
             self.examples,

@@ -2,11 +2,11 @@
 
 A run folder (``<paths.output_dir>/<name>/<time>``; ``<run>.resumed-<time>`` for a resumed
 run) holds ``metrics.json`` (written after testing), ``.hydra/config.yaml`` (+ ``hydra.yaml``,
-``overrides.yaml``), ``tensorboard/events.*`` and ``checkpoints/`` (``last.ckpt`` for resuming,
-the best one by validation PESQ). A sweep folder (``<output_dir>/multirun/<name>/<time>``)
-holds one numbered folder per job (``failed.json`` for a job that raised) and
-``tensorboard/<NN>_<swept overrides>`` per job. This module names and writes that layout;
-``crn_lightning.finished_runs`` reads finished runs and sweeps back from it.
+``overrides.yaml``), ``train.log``, its TensorBoard ``events.*`` files and ``checkpoints/``
+(``last.ckpt`` for resuming, the best one by validation PESQ). A sweep folder
+(``<output_dir>/multirun/<name>/<time>``) holds one numbered folder per job (``failed.json``
+for a job that raised) and ``tensorboard/<NN>_<swept overrides>`` per job. This module names
+and writes that layout; ``crn_lightning.finished_runs`` reads finished runs and sweeps back.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,7 +35,8 @@ METRICS_FILE = "metrics.json"
 FAILED_FILE = "failed.json"  # a multirun job that raised (written by crn_lightning.sweep)
 CHECKPOINTS_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"  # written after every validation: what resume= continues from
-TENSORBOARD_DIR = "tensorboard"
+TENSORBOARD_DIR = "tensorboard"  # a sweep's job runs; a single run's events before 2026-12
+EVENTS_GLOB = "events.out.tfevents.*"
 # What a finished or running run leaves in its folder; a new run refuses a folder holding any.
 RUN_ARTEFACTS = (CHECKPOINTS_DIR, TENSORBOARD_DIR, METRICS_FILE)
 # The config key that holds the overrides composing a run's config (resume= starts from them).
@@ -146,6 +148,8 @@ def hydra_run_dir() -> Path:
 def check_run_folder(run_dir: Path) -> None:
     """Refuse a folder that already holds a training run (e.g. a fixed ``hydra.run.dir``)."""
     found = [name for name in RUN_ARTEFACTS if (run_dir / name).exists()]
+    if any(run_dir.glob(EVENTS_GLOB)):
+        found.append("TensorBoard events")
     if found:
         raise UserError(
             f"{run_dir} already holds a run ({', '.join(found)}); a run never writes into "
@@ -194,6 +198,30 @@ def resume_overrides(saved: Sequence[str], given: Sequence[str]) -> list[str]:
     return list(overrides.values())
 
 
+def requeued_checkpoint(run_dir: Path) -> Path | None:
+    """In a requeued SLURM job (``SLURM_RESTART_COUNT`` ≥ 1) whose run folder holds
+    ``checkpoints/last.ckpt`` (saved by ``GracefulStop`` before it requeued the job): that
+    checkpoint, which the job continues from in the same folder. Else None."""
+    ckpt = run_dir / CHECKPOINTS_DIR / LAST_CHECKPOINT
+    return ckpt if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0 and ckpt.is_file() else None
+
+
+def start_run(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, Path | None, list[str]]:
+    """The config, the checkpoint to continue from (None: a fresh run) and the overrides that
+    compose the config, for a fresh run, ``resume=`` or a requeued SLURM job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = resume_overrides([], HydraConfig.get().overrides.task)
+    requeued = requeued_checkpoint(run_dir)
+    if requeued is not None:
+        log.warning("requeued SLURM job: continuing from %s in %s", requeued, run_dir)
+        return cfg, requeued, overrides
+    check_run_folder(run_dir)
+    if cfg.resume:
+        return resumed_config(cfg)
+    return cfg, None, overrides
+
+
 def resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path, list[str]]:
     """Inside a Hydra run with ``resume=``: the config of the run it names, with this command's
     overrides on top, its checkpoint, and the overrides that make that config."""
@@ -211,16 +239,17 @@ def resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path, list[str]]:
 # -- what a run writes -----------------------------------------------------------------------
 def tensorboard_logger(run_dir: str | Path, default_hp_metric: bool) -> TensorBoardLogger:
     """The run's TensorBoard logger (``_target_`` of conf/logger/tensorboard.yaml). A single run
-    logs into ``<run>/tensorboard``; a multirun job into ``<sweep>/tensorboard/<job
-    number>_<swept overrides>``, so ``tensorboard --logdir`` on the sweep (or on outputs/)
-    shows every job as a run named by what it changed."""
+    logs into its own folder (``tensorboard --logdir outputs`` names it
+    ``<name>/<date_time>``); a multirun job into ``<sweep>/tensorboard/<job number>_<swept
+    overrides>``, so ``tensorboard --logdir`` on the sweep (or on outputs/) shows every job as
+    a run named by what it changed."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from lightning.pytorch.loggers import TensorBoardLogger
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        save_dir, name = Path(run_dir), TENSORBOARD_DIR
+        save_dir, name = Path(run_dir).parent, Path(run_dir).name
     else:
         sweep_dir = Path(hydra_cfg.sweep.dir)
         save_dir = sweep_dir / TENSORBOARD_DIR
@@ -255,13 +284,14 @@ def write_finished_run(
     hparams: Mapping[str, Any],
 ) -> None:
     """What marks a run as finished (global rank 0 only): ``metrics.json`` (read back by
-    ``finished_runs.load_run``), the hyper-parameters with the test figures in TensorBoard, and
-    the closing line."""
+    ``finished_runs.load_run``), the HPARAMS entry and summary figures in TensorBoard
+    (crn_lightning.tensorboard_layout), and the closing line."""
+    from crn_lightning.tensorboard_layout import log_hparams, summary_figures
+
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     test = metrics["test"]
-    logger.log_hyperparams(
-        dict(hparams), metrics={f"hparams/{k.removeprefix('test/')}": v for k, v in test.items()}
-    )
+    summary = summary_figures(test, metrics["best_val_pesq"])
+    log_hparams(logger.experiment, hparams, summary, metrics["steps"])
     logger.finalize("success")
     line = closing_line(test, run_dir)
     log.info(line)

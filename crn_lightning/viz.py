@@ -36,19 +36,25 @@ def spectrogram_figure(
     hop_length: int,
     title: str | None = None,
     max_freq_hz: float | None = None,
+    stacked: bool = False,
 ) -> Figure:
     """Side-by-side spectrograms in dB on one shared colour scale, axes in s and Hz.
 
     ``magnitudes`` maps a panel name (e.g. noisy / enhanced / clean) to a (freq, frames)
     magnitude; panels may have different numbers of bins (other FFT sizes). The scale tops
     at the loudest bin over all panels, 80 dB deep. ``max_freq_hz`` zooms on low frequencies.
+    ``stacked``: panels one above the other in a narrow, tall figure (TensorBoard's image
+    cards), sharing the time axis.
     """
     db = {name: _db(m) for name, m in magnitudes.items()}
     vmax = max(float(d.max()) for d in db.values())
     vmin = vmax - DYNAMIC_RANGE_DB
-    fig = Figure(figsize=(4.2 * len(db), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(db), sharey=True)
-    axes = np.atleast_1d(axes)
+    if stacked:
+        fig = Figure(figsize=(6.4, 1.9 * len(db) + 0.9), dpi=100, layout="constrained")
+        axes = np.atleast_1d(fig.subplots(len(db), 1, sharex=True))
+    else:
+        fig = Figure(figsize=(4.2 * len(db), 3.4), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(db), sharey=True))
     for ax, (name, spec) in zip(axes, db.items(), strict=True):
         n_freqs, n_frames = spec.shape
         extent = (0, n_frames * hop_length / sample_rate, 0, sample_rate / 2)
@@ -62,14 +68,19 @@ def spectrogram_figure(
             cmap="magma",
             interpolation="nearest",
         )
-        ax.set_title(name)
-        ax.set_xlabel("time (s)")
+        ax.set_title(name, fontsize=10 if stacked else None, loc="left" if stacked else "center")
+        if stacked:
+            ax.set_ylabel("Hz")
+        if not stacked or ax is axes[-1]:
+            ax.set_xlabel("time (s)")
     if max_freq_hz is not None:
         axes[0].set_ylim(0, max_freq_hz)
-    axes[0].set_ylabel("frequency (Hz)")
-    fig.colorbar(image, ax=list(axes), label="dB")
+    if not stacked:
+        axes[0].set_ylabel("frequency (Hz)")
+    # Constrained layout keeps the colour bar inside the figure.
+    fig.colorbar(image, ax=list(axes), label="dB", shrink=0.9 if stacked else 1.0)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10 if stacked else None)
     return fig
 
 

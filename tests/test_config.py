@@ -53,7 +53,9 @@ def test_every_schema_key_reaches_its_real_target(tmp_path):
         logger = instantiate(cfg.logger, run_dir=str(tmp_path))
     finally:
         HydraConfig.instance().cfg = None
-    assert Path(logger.log_dir) == tmp_path / "tensorboard"
+    assert Path(logger.log_dir) == tmp_path  # a single run's events lie in its folder
+    assert instantiate(cfg.callbacks.progress_log).estimate_after_steps == 10
+    assert instantiate(cfg.callbacks.graceful_stop).requeue is True
 
 
 def test_shipped_configs_compose_and_fill_every_key():

@@ -103,7 +103,7 @@ def test_reruns_get_new_folders_and_identical_figures_and_none_is_reused(tmp_pat
     reused = run_cli("train", *args, f"hydra.run.dir={first}")
     assert reused.returncode != 0 and "Traceback" not in reused.stderr
     # fast_dev_run keeps no checkpoint: the run left its TensorBoard events and metrics.json.
-    assert f"{first} already holds a run (tensorboard, metrics.json)" in reused.stderr
+    assert f"{first} already holds a run (metrics.json, TensorBoard events)" in reused.stderr
 
     a_file = tmp_path / "a_file"
     a_file.write_text("user data\n")

@@ -76,7 +76,8 @@ def test_2x2_multirun_writes_a_summary_and_one_named_tensorboard_run_per_job(tmp
     ]
     events = EventAccumulator(str(sweep / "tensorboard" / runs[3]))
     events.Reload()
-    assert {"test/pesq@snr=10", "hparams/pesq"} <= set(events.Tags()["scalars"])
+    scalars = set(events.Tags()["scalars"])
+    assert {"test/pesq", "test_by_snr/pesq@snr=10", "summary/pesq_gain"} <= scalars
     hparams = set(events.PluginTagToContent("hparams"))
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= hparams
 

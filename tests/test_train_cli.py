@@ -42,14 +42,15 @@ def test_train_cli_writes_metrics_checkpoints_and_tensorboard(tmp_path, tiny_cac
     with torch.no_grad():
         assert enhancer(noisy).shape == noisy.shape
 
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     expected = {"train/loss"} | {f"{s}/{t}" for s in ("val", "test") for t in STAGE_TAGS}
     assert expected <= scalars, expected - scalars
     assert len(events.Scalars("val/pesq")) == 2  # one per epoch
-    assert {f"val_examples/clip{j}_spectrograms" for j in range(3)} <= set(events.Tags()["images"])
-    assert "val_examples/clip0_enhanced" in events.Tags()["audio"]
+    # Tags, steps and the HPARAMS entry in detail: test_tensorboard_layout.py.
+    assert len(events.Tags()["images"]) == 3
+    assert len(events.Tags()["audio"]) == 3 * 3
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from crn_lightning.data.samplers import ShardedSampler
 from crn_lightning.errors import ConfigError
+from crn_lightning.graceful_stop import loader_worker_init
 from crn_lightning.stft import STFT
 
 
@@ -51,6 +52,8 @@ class SpeechDataModule(L.LightningDataModule):
             sampler=ShardedSampler(len(dataset), fresh_each_epoch=stage == "train"),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # Leaves SIGTERM/SIGINT to the main process, then seeds as Lightning would.
+            worker_init_fn=loader_worker_init,
             pin_memory=torch.cuda.is_available(),
         )
 
