@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -55,10 +56,47 @@ class ScoredCheckpoint(ModelCheckpoint):
     ) -> None:
         # The step trigger applies to last.ckpt only: a step-triggered ranking would read a
         # stale score.
-        super().__init__(save_last=False, **kwargs)
+        # Ranked after validation, before last.ckpt is written, so last.ckpt holds the epoch's
+        # score (Lightning would rank at the training epoch's end, after last.ckpt).
+        super().__init__(save_last=False, save_on_train_epoch_end=False, **kwargs)
         self.keep_last = bool(save_last)
         self.last_every_n_train_steps = every_n_train_steps
         self._last_saved_step = 0  # as Lightning: nothing to save before the first step
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the ranking on ``resume=``, which writes into a new run folder.
+
+        Lightning reloads the best score only for the same folder, so the resumed run would
+        rank its first validation best whatever an earlier epoch scored, and test the wrong
+        checkpoint. The earlier run's top-k checkpoints are copied into this folder (its own
+        files stay untouched) and ranked with their scores.
+        """
+        saved_dir = state_dict.get("dirpath")
+        if self.dirpath is None or saved_dir is None or Path(saved_dir) == Path(self.dirpath):
+            super().load_state_dict(state_dict)
+            return
+        copies: dict[str, str] = {}
+        for path in state_dict.get("best_k_models", {}):
+            if Path(path).is_file():
+                copy = Path(self.dirpath) / Path(path).name
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                if not copy.exists():
+                    shutil.copy2(path, copy)
+                copies[path] = str(copy)
+        best_k = {
+            copies[p]: s for p, s in state_dict.get("best_k_models", {}).items() if p in copies
+        }
+        super().load_state_dict(
+            {
+                **state_dict,
+                "dirpath": self.dirpath,
+                "best_k_models": best_k,
+                "best_model_path": copies.get(state_dict.get("best_model_path", ""), ""),
+                "kth_best_model_path": copies.get(state_dict.get("kth_best_model_path", ""), ""),
+                "best_model_score": state_dict.get("best_model_score") if best_k else None,
+                "last_model_path": "",  # written afresh in this folder
+            }
+        )
 
     def _scored(self, trainer: L.Trainer) -> bool:
         step, metrics = getattr(trainer.lightning_module, "last_validation", (None, ()))

@@ -64,7 +64,8 @@ def log_validation_examples(
             {kind: batch[f"{kind}_mag"][j] for kind in AUDIO_KINDS},
             rate,
             enhancer.stft.hop_length,
-            title=f"{stem.removeprefix(EXAMPLES_GROUP + '/')}: {description}, step {step}",
+            # Two lines: one would be wider than the 640 px image.
+            title=f"{stem.removeprefix(EXAMPLES_GROUP + '/')}\n{description}, step {step}",
             stacked=True,
         )
         writer.add_figure(stem, fig, step)
