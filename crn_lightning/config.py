@@ -133,6 +133,7 @@ class CompressedLossConfig:
     _target_: str = "crn_lightning.losses.CompressedSpectrumLoss"
     exponent: float = MISSING
     complex_weight: float = MISSING
+    over_suppression_weight: float = MISSING
 
 
 @dataclass

@@ -123,19 +123,37 @@ class CompressedSpectrumLoss(Loss):
     """Braun & Tashev (2021): (1 − α)·MSE(|S|^c, |Ŝ|^c) + α·MSE(|S|^c·e^{jφ_S}, |Ŝ|^c·e^{jφ_Ŝ})
     on the project's STFT of the enhanced and clean speech, c = ``exponent``, α =
     ``complex_weight``; the complex MSE is the mean of |difference|². Independent of the
-    network's own ``module.compression``: it compares the decompressed spectra."""
+    network's own ``module.compression``: it compares the decompressed spectra.
 
-    def __init__(self, exponent: float = 0.3, complex_weight: float = 0.3) -> None:
+    ``over_suppression_weight`` w ≥ 1 makes the magnitude term asymmetric, as VoiceFilter-Lite's
+    loss (Wang et al. 2020): a bin whose estimate falls short of the clean speech counts w²
+    times, so the network learns to remove less speech with the noise; 1 is Braun & Tashev."""
+
+    def __init__(
+        self,
+        exponent: float = 0.3,
+        complex_weight: float = 0.3,
+        over_suppression_weight: float = 1.0,
+    ) -> None:
         if not 0 < exponent <= 1:
             raise ConfigError(f"loss.exponent must be in (0, 1], got {exponent}")
         if not 0 <= complex_weight <= 1:
             raise ConfigError(f"loss.complex_weight must be in [0, 1], got {complex_weight}")
+        if not over_suppression_weight >= 1:
+            raise ConfigError(
+                f"loss.over_suppression_weight must be >= 1 (1: symmetric), got "
+                f"{over_suppression_weight}"
+            )
         self.exponent, self.complex_weight = exponent, complex_weight
+        self.over_suppression_weight = over_suppression_weight
 
     def per_clip(self, inputs: LossInputs) -> torch.Tensor:
         enhanced_mag, enhanced = _compressed(inputs.enhanced_spectrum, self.exponent)
         clean_mag, clean = _compressed(inputs.clean_spectrum, self.exponent)
-        magnitude = _per_clip_mean((enhanced_mag - clean_mag).square())
+        shortfall = clean_mag - enhanced_mag  # > 0: speech removed with the noise
+        if self.over_suppression_weight != 1:
+            shortfall = torch.where(shortfall > 0, self.over_suppression_weight, 1.0) * shortfall
+        magnitude = _per_clip_mean(shortfall.square())
         # Summed over real and imaginary parts: the mean of |difference|² over bins.
         spectrum = _per_clip_mean((enhanced - clean).square().sum(dim=1))
         return (1 - self.complex_weight) * magnitude + self.complex_weight * spectrum

@@ -142,6 +142,22 @@ def test_compressed_loss_follows_braun_and_tashev():
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
 
 
+def test_over_suppression_weight_counts_a_shortfall_w_squared_times():
+    enhancer = _enhancer("complex_mapping")
+    clean, noisy = _clips()
+    spectrum = enhancer.stft(noisy)
+    c, w = 0.3, 2.0
+    inputs = LossInputs(enhancer, enhancer.target(spectrum), spectrum.angle(), clean)
+    shortfall = enhancer.stft(clean).abs() ** c - spectrum.abs() ** c
+    assert (shortfall > 0).any() and (shortfall < 0).any()  # both sides occur in this pair
+    weights = torch.where(shortfall > 0, w**2, 1.0)
+    expected = (weights * shortfall.square()).mean(dim=(1, 2))
+    got = CompressedSpectrumLoss(c, complex_weight=0.0, over_suppression_weight=w)
+    torch.testing.assert_close(got(inputs, per_clip=True), expected, rtol=1e-4, atol=1e-7)
+    symmetric = CompressedSpectrumLoss(c, complex_weight=0.0)(inputs, per_clip=True)
+    assert (got(inputs, per_clip=True) > symmetric).all()
+
+
 def test_combo_is_the_weighted_sum_of_its_terms():
     enhancer = _enhancer("complex_mask")
     clean, noisy = _clips()
@@ -160,6 +176,8 @@ def test_loss_arguments_are_checked_by_key():
         CompressedSpectrumLoss(exponent=0)
     with pytest.raises(ConfigError, match="loss.complex_weight"):
         CompressedSpectrumLoss(complex_weight=1.5)
+    with pytest.raises(ConfigError, match="loss.over_suppression_weight"):
+        CompressedSpectrumLoss(over_suppression_weight=0.5)
     with pytest.raises(ConfigError, match="one length"):
         MultiResolutionSTFTLoss(fft_sizes=[512, 1024], hop_sizes=[128], win_lengths=[512])
     with pytest.raises(ConfigError, match=r"loss.terms\[0\]"):
