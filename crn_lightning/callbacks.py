@@ -75,11 +75,11 @@ class ScoredCheckpoint(ModelCheckpoint):
         if self.dirpath is None or saved_dir is None or Path(saved_dir) == Path(self.dirpath):
             super().load_state_dict(state_dict)
             return
+        Path(self.dirpath).mkdir(parents=True, exist_ok=True)
         copies: dict[str, str] = {}
         for path in state_dict.get("best_k_models", {}):
             if Path(path).is_file():
                 copy = Path(self.dirpath) / Path(path).name
-                copy.parent.mkdir(parents=True, exist_ok=True)
                 if not copy.exists():
                     shutil.copy2(path, copy)
                 copies[path] = str(copy)
@@ -132,8 +132,7 @@ class ScoredCheckpoint(ModelCheckpoint):
         self._save_last(trainer)  # after the ranking, so last.ckpt holds the updated best
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._scored(trainer):
-            super().on_train_epoch_end(trainer, pl_module)
+        # No ranking here: it runs after validation (save_on_train_epoch_end=False).
         self._save_last(trainer)  # a no-op when this epoch's validation wrote it
 
     def on_train_batch_end(
