@@ -24,9 +24,7 @@ from hydra.utils import instantiate
 from record import write_record  # bench/record.py
 
 from crn_lightning.compose import compose_config
-from crn_lightning.data.pairs import scan_pairs
-from crn_lightning.data.pairs_datamodule import WholePairs
-from crn_lightning.data.speakers import compile_speaker_pattern
+from crn_lightning.evaluation import folder_utterances
 from crn_lightning.metrics import PESQ_SAMPLE_RATE, perceptual_scores
 from crn_lightning.results import build_datamodule
 from crn_lightning.stft import STFT
@@ -36,21 +34,20 @@ SIGNALS = ("noisy", "oracle_magnitude", "oracle_mask_bound1")
 
 
 def oracle_signals(stft: STFT, clean: np.ndarray, noisy: np.ndarray) -> dict[str, np.ndarray]:
-    clean_spec = stft(torch.as_tensor(clean)[None])
-    noisy_spec = stft(torch.as_tensor(noisy)[None])
-    phase = noisy_spec.angle()
-    bounded = torch.minimum(clean_spec.abs(), noisy_spec.abs())
+    clean_magnitude, _ = stft.magnitude_phase(torch.as_tensor(clean)[None])
+    noisy_magnitude, phase = stft.magnitude_phase(torch.as_tensor(noisy)[None])
+    bounded = torch.minimum(clean_magnitude, noisy_magnitude)
     return {
         "noisy": noisy,
-        "oracle_magnitude": stft.inverse(clean_spec.abs(), phase, len(clean))[0].numpy(),
+        "oracle_magnitude": stft.inverse(clean_magnitude, phase, len(clean))[0].numpy(),
         "oracle_mask_bound1": stft.inverse(bounded, phase, len(clean))[0].numpy(),
     }
 
 
 def scores_of(stft: STFT, clean: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
-    row = {}
+    row, clean = {}, clean.astype(np.float32)
     for name, signal in oracle_signals(stft, clean, noisy).items():
-        scores = perceptual_scores(clean.astype(np.float32), signal.astype(np.float32))
+        scores = perceptual_scores(clean, signal.astype(np.float32))
         row |= {f"pesq_{name}": scores.pesq, f"stoi_{name}": scores.stoi}
     return row
 
@@ -74,14 +71,12 @@ def main() -> None:
         groups[f"test {snr:g} dB"].append(
             scores_of(stft, item["clean"].numpy(), item["noisy"].numpy())
         )
-    pattern = compile_speaker_pattern(r"^([^_/]+)_", "speaker_pattern")
-    pairs, _ = scan_pairs(args.pairs, "pairs", pattern, PESQ_SAMPLE_RATE, None, 0)
-    whole = WholePairs(pairs, snr_bin_db=5.0)
-    for index in range(len(whole.utterances)):
-        item = whole[index]
-        groups[args.pairs.name].append(
-            scores_of(stft, item["clean"].numpy(), item["noisy"].numpy())
-        )
+    # The pairs as crn_lightning.evaluate pairs=... reads them (the real_dev figures' path).
+    utterances, failures = folder_utterances(args.pairs, PESQ_SAMPLE_RATE)
+    if failures:
+        raise SystemExit(f"{args.pairs}: unmatched or unreadable pairs: {failures}")
+    for utterance in utterances:
+        groups[args.pairs.name].append(scores_of(stft, *utterance.load()))
 
     header = "| set | clips | " + " | ".join(f"PESQ {s}" for s in SIGNALS)
     print(header + " | " + " | ".join(f"STOI {s}" for s in SIGNALS) + " |")
