@@ -142,6 +142,13 @@ class SISDRLossConfig:
 
 
 @dataclass
+class STOILossConfig:
+    _target_: str = "crn_lightning.losses.NegativeSTOI"
+    sample_rate: int = MISSING
+    extended: bool = MISSING
+
+
+@dataclass
 class MultiResolutionSTFTLossConfig:
     _target_: str = "crn_lightning.losses.MultiResolutionSTFTLoss"
     _convert_: str = "all"
@@ -169,6 +176,7 @@ LOSS_SCHEMAS = {
     "mse": MSELossConfig,
     "compressed": CompressedLossConfig,
     "si_sdr": SISDRLossConfig,
+    "stoi": STOILossConfig,
     "multires_stft": MultiResolutionSTFTLossConfig,
     "combo": ComboLossConfig,
 }

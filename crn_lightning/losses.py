@@ -9,6 +9,7 @@ value, or with ``per_clip=True`` one value per clip (the scored records):
 - ``CompressedSpectrumLoss`` (``loss=compressed``, Braun & Tashev 2021): power-law
   compressed magnitudes and compressed complex spectra, mixed;
 - ``NegativeSISDR`` (``loss=si_sdr``): minus the SI-SDR of the resynthesised waveform;
+- ``NegativeSTOI`` (``loss=stoi``): minus a differentiable STOI of the resynthesised waveform;
 - ``MultiResolutionSTFTLoss`` (``loss=multires_stft``): spectral convergence and log-magnitude
   L1 over several STFT resolutions (as facebookresearch/denoiser);
 - ``WeightedSum`` (``loss=combo``): weighted terms of the above.
@@ -23,7 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+import torchaudio
 from hydra.utils import instantiate
+from pystoi.stoi import FS as STOI_RATE  # STOI's own rate, 10 kHz
+from pystoi.stoi import N_FRAME, N
+from torch_stoi import NegSTOILoss
 
 from crn_lightning.enhancer import power_law
 from crn_lightning.errors import ConfigError
@@ -98,6 +103,11 @@ class Loss(ABC):
     def batch(self, inputs: LossInputs) -> torch.Tensor:
         return self.per_clip(inputs).mean()
 
+    @property
+    def label(self) -> str:
+        """A short name for tables and TensorBoard's HPARAMS: the class name."""
+        return type(self).__name__
+
 
 class CompressedMagnitudeMSE(Loss):
     """The report's loss: mean squared error between the ``Enhancer``'s estimate and target in
@@ -167,6 +177,40 @@ class NegativeSISDR(Loss):
         return -si_sdr(inputs.enhanced, inputs.clean)
 
 
+# The shortest clip STOI is defined on: N frames of N_FRAME samples, hop N_FRAME / 2.
+_STOI_MIN_SAMPLES = N_FRAME + N * (N_FRAME // 2)
+
+
+class NegativeSTOI(Loss):
+    """Minus the short-time objective intelligibility (Taal et al. 2011; ESTOI, Jensen & Taal
+    2016, with ``extended``) of the resynthesised waveform, made differentiable by asteroid's
+    ``torch_stoi`` (pystoi's third-octave bands, 384-sample frames, VAD), after resampling to
+    STOI's 10 kHz with torchaudio. A term that rewards keeping the speech envelopes that
+    intelligibility rests on, which spectral losses trade away (Kolbæk et al. 2018).
+    Evaluation keeps pystoi (``metrics``): torch_stoi differs from it by ~0.001."""
+
+    def __init__(self, sample_rate: int = 16000, extended: bool = False) -> None:
+        self.sample_rate = sample_rate
+        self.stoi = NegSTOILoss(STOI_RATE, extended=extended, do_resample=False)
+
+    def per_clip(self, inputs: LossInputs) -> torch.Tensor:
+        enhanced, clean = inputs.enhanced, inputs.clean.to(inputs.enhanced.dtype)
+        self.stoi.to(enhanced.device)  # its window and band matrix; a no-op once there
+        enhanced, clean = (
+            torchaudio.functional.resample(x, self.sample_rate, STOI_RATE)
+            for x in (enhanced, clean)
+        )
+        if clean.shape[-1] < _STOI_MIN_SAMPLES:
+            raise ValueError(
+                f"loss=stoi needs clips of at least {_STOI_MIN_SAMPLES / STOI_RATE:.2f} s (STOI "
+                f"correlates {N} frames of {N_FRAME} samples at {STOI_RATE} Hz), got "
+                f"{inputs.clean.shape[-1] / self.sample_rate:.2f} s: raise "
+                "data.train_clip_seconds (or data.clip_seconds)"
+            )
+        # A clip without speech frames (STOI's VAD: 40 dB below its loudest) counts 0.
+        return self.stoi(enhanced, clean)
+
+
 class MultiResolutionSTFTLoss(Loss):
     """Spectral convergence ‖|S| − |Ŝ|‖_F / ‖|S|‖_F and the L1 distance of log magnitudes,
     averaged over STFT resolutions (``fft_sizes``, ``hop_sizes``, ``win_lengths``; defaults
@@ -229,6 +273,13 @@ class WeightedSum(Loss):
 
     def batch(self, inputs: LossInputs) -> torch.Tensor:
         return sum(weight * loss.batch(inputs) for weight, loss in self.terms)
+
+    @property
+    def label(self) -> str:
+        """The terms, e.g. ``CompressedSpectrumLoss + 0.5·NegativeSTOI``."""
+        return " + ".join(
+            loss.label if weight == 1 else f"{weight:g}·{loss.label}" for weight, loss in self.terms
+        )
 
 
 def loss_from_config(config: Mapping[str, Any]) -> Loss:

@@ -70,7 +70,6 @@ def run_hparams(
     resolved: dict[str, Any], metrics: dict[str, Any], module: EnhancementModule
 ) -> dict[str, int | float | str | bool]:
     """TensorBoard's HPARAMS: the experiment's swept settings, flat and typed."""
-    loss = type(module.loss).__name__
     return curated_hparams(
-        resolved, metrics["corpus"].get("kind", "?"), metrics["parameters"], loss
+        resolved, metrics["corpus"].get("kind", "?"), metrics["parameters"], module.loss.label
     )

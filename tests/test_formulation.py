@@ -16,7 +16,12 @@ from crn_lightning.compose import compose_config
 from crn_lightning.config import check_keys
 from crn_lightning.enhancer import Enhancer
 from crn_lightning.errors import ConfigError
-from crn_lightning.losses import CompressedMagnitudeMSE, CompressedSpectrumLoss, loss_from_config
+from crn_lightning.losses import (
+    CompressedMagnitudeMSE,
+    CompressedSpectrumLoss,
+    NegativeSTOI,
+    loss_from_config,
+)
 
 
 def test_the_seed_config_keeps_the_reports_mapping_and_mse():
@@ -24,11 +29,15 @@ def test_the_seed_config_keeps_the_reports_mapping_and_mse():
     assert cfg.model.output == "mapping" and cfg.model.input_channels is None
     assert cfg.module.compression == 1.0
     assert type(instantiate(cfg.loss)) is CompressedMagnitudeMSE
-    # The quickstart's formulation was chosen on real recordings: a complex mask.
+    # The quickstart's formulation was chosen on real recordings: a complex mask trained on
+    # the compressed loss plus a STOI term.
     quickstart = compose_config(["experiment=quickstart"])
-    assert quickstart.model.output == "complex_mask" and type(instantiate(quickstart.loss)) is (
-        CompressedSpectrumLoss
-    )
+    loss = instantiate(quickstart.loss)
+    assert quickstart.model.output == "complex_mask"
+    assert [(weight, type(term)) for weight, term in loss.terms] == [
+        (1.0, CompressedSpectrumLoss),
+        (0.5, NegativeSTOI),
+    ]
 
 
 @pytest.mark.parametrize(

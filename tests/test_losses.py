@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
+from pystoi import stoi
 
 from crn_lightning.compose import compose_config
 from crn_lightning.enhancer import Enhancer
@@ -18,6 +19,7 @@ from crn_lightning.losses import (
     LossInputs,
     MultiResolutionSTFTLoss,
     NegativeSISDR,
+    NegativeSTOI,
     WeightedSum,
     loss_from_config,
 )
@@ -25,7 +27,7 @@ from crn_lightning.models.crn import CRN, OUTPUTS
 from crn_lightning.stft import STFT
 
 SR = 16000
-LOSS_NAMES = ["mse", "compressed", "si_sdr", "multires_stft", "combo"]
+LOSS_NAMES = ["mse", "compressed", "si_sdr", "stoi", "multires_stft", "combo", "compressed_stoi"]
 
 
 def _enhancer(output: str, compression: float = 0.5) -> Enhancer:
@@ -106,8 +108,42 @@ def test_perfect_estimates_minimise_every_loss(output):
     si_sdr = _loss("si_sdr")
     # SI-SDR has no zero: a perfect waveform scores beyond 60 dB (the iSTFT's rounding).
     assert float(si_sdr(perfect)) < -60 < float(si_sdr(as_noisy))
-    combo = _loss("combo")
-    assert float(combo(perfect)) < float(combo(as_noisy))
+    for name in ("combo", "stoi", "compressed_stoi"):
+        assert float(_loss(name)(perfect)) < float(_loss(name)(as_noisy)), name
+    # STOI's maximum is 1: a perfect waveform's negative STOI is -1.
+    assert float(_loss("stoi")(perfect)) == pytest.approx(-1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_negative_stoi_is_minus_pystois_score(extended):
+    # torch_stoi resamples to 10 kHz here with torchaudio, pystoi with its own polyphase
+    # filter: the two agree to about 0.01 (the figures evaluation reports are pystoi's).
+    enhancer = _enhancer("mask")
+    clean, noisy = _clips(seconds=2.0)
+    magnitude, phase = enhancer.stft.magnitude_phase(noisy)
+    inputs = LossInputs(enhancer, enhancer.target(enhancer.stft(noisy)), phase, clean)
+    ours = -NegativeSTOI(SR, extended=extended)(inputs, per_clip=True)
+    enhanced = inputs.enhanced.detach().numpy()
+    reference = [
+        stoi(c, e, SR, extended=extended) for c, e in zip(clean.numpy(), enhanced, strict=True)
+    ]
+    np.testing.assert_allclose(ours.detach().numpy(), reference, atol=0.01)
+    assert min(reference) > 0.3 and max(reference) < 0.99  # neither trivial end of the scale
+
+
+def test_negative_stoi_names_the_key_for_a_clip_too_short_for_stoi():
+    enhancer = _enhancer("mask")
+    clean, noisy = _clips(seconds=0.3)  # STOI needs 0.41 s
+    magnitude, phase = enhancer.stft.magnitude_phase(noisy)
+    inputs = LossInputs(enhancer, enhancer.target(enhancer.stft(noisy)), phase, clean)
+    with pytest.raises(ValueError, match=r"at least 0\.41 s .* got 0\.30 s.*train_clip_seconds"):
+        NegativeSTOI(SR)(inputs)
+
+
+def test_a_weighted_sum_is_labelled_by_its_terms():
+    assert _loss("compressed").label == "CompressedSpectrumLoss"
+    assert _loss("compressed_stoi").label == "CompressedSpectrumLoss + 0.5·NegativeSTOI"
+    assert _loss("combo").label == "CompressedSpectrumLoss + 0.001·NegativeSISDR"
 
 
 def test_mse_is_the_reports_loss_exactly():
@@ -169,6 +205,11 @@ def test_combo_is_the_weighted_sum_of_its_terms():
     expected = sum(w * loss(inputs, per_clip=True) for w, loss in combo.terms)
     torch.testing.assert_close(combo(inputs, per_clip=True), expected)
     assert [type(loss) for _, loss in combo.terms] == [CompressedSpectrumLoss, NegativeSISDR]
+    compressed_stoi = _loss("compressed_stoi")
+    assert [type(loss) for _, loss in compressed_stoi.terms] == [
+        CompressedSpectrumLoss,
+        NegativeSTOI,
+    ]
 
 
 def test_loss_arguments_are_checked_by_key():

@@ -94,7 +94,7 @@ def test_hparams_are_the_swept_settings_typed_with_the_figures_that_matter(event
     assert values["model.channels"].string_value == "4,8,8,16,16"
     assert values["data.snr_db"].string_value == "0,10"
     assert values["corpus"].string_value == "embedded"
-    assert values["loss"].string_value == "CompressedSpectrumLoss"
+    assert values["loss"].string_value == "CompressedSpectrumLoss + 0.5·NegativeSTOI"
     assert not [k for k in values if k.startswith(("checkpoint", "paths", "callbacks"))]
     assert len(values) <= 20
     gain = events.Scalars("summary/pesq_gain")[0].value
