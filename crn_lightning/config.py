@@ -202,9 +202,11 @@ OfflineConfig = make_dataclass(
 
 @dataclass
 class SplitConfig:
-    train: int = MISSING
-    val: int = MISSING
-    test: int = MISSING
+    # Utterances per split; null (data.split_by=speaker only): every usable one of the split's
+    # speakers.
+    train: int | None = MISSING
+    val: int | None = MISSING
+    test: int | None = MISSING
 
 
 @dataclass

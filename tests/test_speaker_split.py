@@ -111,3 +111,19 @@ def test_a_checkpoint_from_other_speakers_is_refused(four_speakers):
     other = make(*four_speakers, **kwargs, val_speakers=["clb"], test_speakers=["rms"])
     with pytest.raises(ConfigError, match="stage_speakers"):
         other.load_state_dict(data.state_dict())
+
+
+def test_null_split_size_takes_every_utterance_of_the_splits_speakers(four_speakers):
+    from conftest import compose
+
+    # The shipped schema accepts it (a Hydra override of the arctic_demand data config).
+    assert compose("data.split_by=speaker", "data.split.train=null").data.split.train is None
+    data = make(
+        *four_speakers,
+        speakers=SPEAKERS,
+        split_by="speaker",
+        val_speakers=["rms"],
+        test_speakers=["clb"],
+        split={"train": None, "val": 3, "test": 2},
+    )
+    assert data.corpus_info["utterances"]["train"] == 10  # bdl and slt, 5 each
