@@ -24,7 +24,16 @@ from crn_lightning.data.builds import seeded_rng, sha256_file
 from crn_lightning.data.corpora import find_arctic, find_demand
 from crn_lightning.data.noise_synth import ENVIRONMENT_GENERATORS
 from crn_lightning.data.offline import ensure_offline_corpus
-from crn_lightning.data.offline_spec import DEFAULT_NOISE, DEFAULT_SPEECH, OfflineCorpusSpec
+from crn_lightning.data.offline_spec import (
+    DEFAULT_NOISE,
+    DEFAULT_SPEECH,
+    NoiseEnvironment,
+    NoiseLayer,
+    NoisePart,
+    OfflineCorpusSpec,
+    SpeechSource,
+)
+from crn_lightning.data.offline_speech import festvox_pauses, pieces_between_pauses
 from crn_lightning.data.packages import (
     PackageError,
     PackageManagerUnavailable,
@@ -198,3 +207,62 @@ def test_generated_noises_join_the_recorded_ones_as_the_embedded_corpus_makes_th
     assert rate == 16000 and np.array_equal(audio, written)
     with pytest.raises(ConfigError, match=r"synthetic_noise names \['CAFE'\]"):
         tiny_spec(synthetic_noise=("CAFE",))
+
+
+LABELS = (
+    "#\n0.30 125 pau\n0.9 125 a\n1.00 125 pau\n2.2 125 b\n2.30 125 pau\n4.4 125 c\n5.0 125 pau\n"
+)
+
+
+def test_festvox_pauses_and_the_pieces_between_them() -> None:
+    # The leading pause is no cut; the others cut at their middles.
+    assert festvox_pauses(LABELS) == pytest.approx([0.95, 2.25, 4.7])
+    # As long as possible within [1, 2.6] s: 0-2.25, then 2.25-4.7 (2.45 s; to the end would
+    # be 2.75 s), then the rest is too short (0.3 s) and left out.
+    assert pieces_between_pauses([0.95, 2.25, 4.7], 5.0, 1.0, 2.6) == [(0.0, 2.25), (2.25, 4.7)]
+    assert pieces_between_pauses([0.95, 2.25, 4.7], 5.0, 1.0, 3.0) == [(0.0, 2.25), (2.25, 5.0)]
+    # A stretch with no pause within reach is skipped up to its next pause.
+    assert pieces_between_pauses([4.0, 5.5], 7.0, 1.0, 3.0) == [(4.0, 7.0)]
+    assert pieces_between_pauses([], 9.0, 1.0, 3.0) == []
+
+
+def test_a_festvox_voice_is_cut_at_its_labelled_pauses(fake_apt: Path, tmp_path: Path) -> None:
+    # One 5 s "sentence" per file: three speech-like stretches between labelled pauses.
+    voice = tmp_path / "fv-tree" / "usr/share/festival/voices/x/v_clunits"
+    stretches = [(0.3, 0.9), (1.0, 2.2), (2.3, 4.4)]
+    for index in range(3):
+        audio = np.zeros(5 * RATE, np.float32)
+        for n, (start, stop) in enumerate(stretches):
+            part = speech_like(50 + 3 * index + n, seconds=stop - start + 0.4)[int(0.2 * RATE) :]
+            audio[int(start * RATE) : int(start * RATE) + len(part)] = part[: 5 * RATE]
+        (voice / "wav").mkdir(parents=True, exist_ok=True)
+        soundfile.write(voice / "wav" / f"x_{index}.wav", audio, RATE)
+        (voice / "lab").mkdir(exist_ok=True)
+        (voice / "lab" / f"x_{index}.lab").write_text(LABELS)
+    soundfile.write(voice / "wav" / "unlabelled.wav", np.zeros(RATE, np.float32), RATE)
+    make_deb(fake_apt, "fv-data", "1.0", tmp_path / "fv-tree")
+    noise_package(fake_apt, tmp_path)
+    source = SpeechSource(
+        "fv-data",
+        "fv",
+        "usr/share/festival/voices/x/*/wav/*.wav",
+        r"/(?P<voice>v)_clunits/",
+        cut_at_pauses=True,
+    )
+    hum = NoisePart("sfx-data", ("usr/share/sfx/*.wav",))
+    spec = tiny_spec(
+        speech=(source,),
+        noise=(NoiseEnvironment("HUM", (NoiseLayer("concatenate", (hum,)),)),),
+        max_seconds=2.6,
+    )
+    corpus = ensure_offline_corpus(tmp_path / "corpus", spec)
+
+    assert corpus.speakers == ("fv_v",)
+    manifest = json.loads(corpus.manifest_path.read_text())
+    kept = [u for u in manifest["utterances"] if u["speaker"] == "fv_v"]
+    # Two pieces of each labelled file (the 0.3 s tail is left out); all within the limits.
+    assert len(kept) == 6
+    assert {u["source"].split("@")[1] for u in kept} == {"0.000-2.250", "2.250-4.700"}
+    assert all(0.8 <= u["seconds"] <= 2.6 for u in kept)
+    filters = manifest["sources"][0]["speech"]["fv"]["filters"]
+    assert filters["kept"] == 6 and filters["no pause labels"] == 1

@@ -57,6 +57,10 @@ class SpeechSource:
     pattern: str  # glob, relative to the unpacked package root
     voice_regex: str  # searched in the path relative to the package root; group "voice"
     default_voice: str = ""  # the voice when the regex matches without the "voice" group
+    # Cut each recording at the pauses its festvox phone labels mark (``.../lab/<name>.lab``
+    # beside ``.../wav/<name>.wav``) into clips of min_seconds..max_seconds, for read speech
+    # whose sentences are longer than the corpus's clips (festvox voices).
+    cut_at_pauses: bool = False
 
 
 @dataclass(frozen=True)

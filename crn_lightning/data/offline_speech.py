@@ -5,6 +5,11 @@ voice the source keeps ("other voice"); unreadable; a duplicate of an earlier fi
 the decoded samples, across all sources); then :func:`~.speech_quality.assess_speech`'s
 verdicts (too short, silent, clipped, noisy, too long). A speaker left with fewer than
 ``min_speaker_utterances`` clips is dropped ("speaker too small").
+
+A source with ``cut_at_pauses`` (festvox voices: read sentences of 5-15 s) is first cut at the
+pauses of each file's phone labels into pieces of at most ``max_seconds``, and each piece is
+judged as a file of its own (the verdicts then count pieces; "no pause labels" and "no piece
+between pauses" count files).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import functools
 import re
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,35 +61,36 @@ def write_speech(
         else:
             voiced.append((relative, match.group("voice") or source.default_voice))
     assessed = mapper(
-        functools.partial(_assess_speech_file, spec=spec),
+        functools.partial(_assess_speech_file, spec=spec, cut=source.cut_at_pauses),
         [str(package.root / relative) for relative, _ in voiced],
     )
     # In file order, whatever the workers' timing: the same duplicates, names and files.
-    for (relative, voice), (digest, verdict, clip) in zip(voiced, assessed, strict=True):
-        if digest is None:
-            counts[verdict] += 1
-            continue
-        if digest in seen:
+    for (relative, voice), (digest, pieces) in zip(voiced, assessed, strict=True):
+        if digest is not None and digest in seen:
             counts["duplicate"] += 1
             continue
-        seen.add(digest)
-        counts[verdict] += 1
-        if clip is None:
-            continue
-        speaker = f"{source.tag}_{voice}"
-        folder = _speaker_folder(build, speaker)
-        folder.mkdir(parents=True, exist_ok=True)
-        out = folder / f"utt_{len(records[speaker]):05d}.wav"
-        soundfile.write(out, clip, spec.sample_rate, subtype="PCM_16")
-        records[speaker].append(
-            {
-                "speaker": speaker,
-                "path": out.relative_to(build).as_posix(),
-                "package": package.name,
-                "source": relative,
-                "seconds": round(len(clip) / spec.sample_rate, 3),
-            }
-        )
+        if digest is not None:
+            seen.add(digest)
+        for verdict, clip, span in pieces:
+            counts[verdict] += 1
+            if clip is None:
+                continue
+            speaker = f"{source.tag}_{voice}"
+            folder = _speaker_folder(build, speaker)
+            folder.mkdir(parents=True, exist_ok=True)
+            out = folder / f"utt_{len(records[speaker]):05d}.wav"
+            soundfile.write(out, clip, spec.sample_rate, subtype="PCM_16")
+            records[speaker].append(
+                {
+                    "speaker": speaker,
+                    "path": out.relative_to(build).as_posix(),
+                    "package": package.name,
+                    "source": relative
+                    if span is None
+                    else f"{relative}@{span[0]:.3f}-{span[1]:.3f}",
+                    "seconds": round(len(clip) / spec.sample_rate, 3),
+                }
+            )
     kept = []
     for speaker, items in sorted(records.items()):
         if len(items) < spec.min_speaker_utterances:
@@ -96,17 +103,83 @@ def write_speech(
     return kept, counts
 
 
+Piece = tuple[str, np.ndarray | None, tuple[float, float] | None]  # verdict, clip, span (s)
+
+
 def _assess_speech_file(
-    path: str, spec: OfflineCorpusSpec
-) -> tuple[str | None, str, np.ndarray | None]:
-    """One speech file's (content hash, verdict, clean clip); the hash is None when the file
-    cannot be read. Runs in a worker process."""
+    path: str, spec: OfflineCorpusSpec, cut: bool = False
+) -> tuple[str | None, list[Piece]]:
+    """One speech file's content hash (None when the file cannot be read) and its pieces'
+    (verdict, clean clip or None, span in seconds or None for the whole file): one piece, or
+    with ``cut`` those between its labelled pauses. Runs in a worker process."""
     read = read_or_none(Path(path))
     if read is None:
-        return None, "unreadable", None
+        return None, [("unreadable", None, None)]
     channels, rate = read
-    clip, verdict = assess_speech(channels, rate, spec)
-    return content_hash(channels), verdict, clip
+    digest = content_hash(channels)
+    if not cut:
+        clip, verdict = assess_speech(channels, rate, spec)
+        return digest, [(verdict, clip, None)]
+    labels = festvox_label_path(Path(path))
+    if not labels.is_file():
+        return digest, [("no pause labels", None, None)]
+    spans = pieces_between_pauses(
+        festvox_pauses(labels.read_text(errors="replace")),
+        channels.shape[1] / rate,
+        spec.min_seconds,
+        spec.max_seconds,
+    )
+    if not spans:
+        return digest, [("no piece between pauses", None, None)]
+    pieces: list[Piece] = []
+    for start, stop in spans:
+        piece = channels[:, round(start * rate) : round(stop * rate)]
+        clip, verdict = assess_speech(piece, rate, spec)
+        pieces.append((verdict, clip, (start, stop)))
+    return digest, pieces
+
+
+def festvox_label_path(wav: Path) -> Path:
+    """A festvox voice's phone labels of ``<voice>/wav/<name>.wav``: ``<voice>/lab/<name>.lab``."""
+    return wav.parent.parent / "lab" / f"{wav.stem}.lab"
+
+
+def festvox_pauses(label_text: str) -> list[float]:
+    """The middle (s) of every pause after the first phone of a festvox label file (lines
+    ``<end time> <colour> <phone>`` after a ``#`` line; pauses are ``pau``)."""
+    middles, previous_end = [], None
+    for line in label_text.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        try:
+            end = float(fields[0])
+        except ValueError:
+            continue
+        if fields[2] == "pau" and previous_end is not None:
+            middles.append((previous_end + end) / 2.0)
+        previous_end = end
+    return middles
+
+
+def pieces_between_pauses(
+    pauses: Sequence[float], seconds: float, min_seconds: float, max_seconds: float
+) -> list[tuple[float, float]]:
+    """Consecutive (start, stop) pieces of a ``seconds``-long recording, cut only at
+    ``pauses`` (and its end), each as long as possible within [min_seconds, max_seconds]; where
+    no pause lies in that range the stretch up to the next pause is left out."""
+    cuts = sorted({c for c in pauses if 0.0 < c < seconds} | {seconds})
+    pieces, start = [], 0.0
+    while True:
+        fitting = [c for c in cuts if min_seconds <= c - start <= max_seconds]
+        if fitting:
+            pieces.append((start, max(fitting)))
+            start = max(fitting)
+            continue
+        later = [c for c in cuts if c > start]
+        if not later or later[0] >= seconds:
+            return pieces
+        start = later[0]
 
 
 def _speaker_folder(build: Path, speaker: str) -> Path:
