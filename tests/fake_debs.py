@@ -41,6 +41,26 @@ def speech_like(seed: int, seconds: float = 1.5) -> np.ndarray:
     return audio.astype(np.float32)
 
 
+# A festvox label file of a 5 s sentence: pauses at 0-0.3, 0.9-1.0, 2.2-2.3 and 4.4-5.0 s.
+FESTVOX_LABELS = (
+    "#\n0.30 125 pau\n0.9 125 a\n1.00 125 pau\n2.2 125 b\n2.30 125 pau\n4.4 125 c\n5.0 125 pau\n"
+)
+
+
+def write_festvox_voice(voice: Path, files: int, seed: int) -> None:
+    """``files`` 5 s sentences in a festvox voice's layout (``voice/wav/<name>.wav`` and
+    ``voice/lab/<name>.lab``): speech-like stretches between the pauses of FESTVOX_LABELS."""
+    for index in range(files):
+        audio = np.zeros(5 * RATE, np.float32)
+        for n, (start, stop) in enumerate([(0.3, 0.9), (1.0, 2.2), (2.3, 4.4)]):
+            part = speech_like(seed + 3 * index + n, seconds=stop - start + 0.4)[int(0.2 * RATE) :]
+            audio[int(start * RATE) : int(start * RATE) + len(part)] = part
+        (voice / "wav").mkdir(parents=True, exist_ok=True)
+        soundfile.write(voice / "wav" / f"x_{index}.wav", audio, RATE)
+        (voice / "lab").mkdir(exist_ok=True)
+        (voice / "lab" / f"x_{index}.lab").write_text(FESTVOX_LABELS)
+
+
 def hum_like(seed: int, seconds: float = 2.0) -> np.ndarray:
     """An engine-like hum with a pause of 0.5 s (which the builder cuts out)."""
     rng = np.random.default_rng(seed)
@@ -171,8 +191,9 @@ def install_fake_apt_get(bin_dir: Path, repo: Path) -> Path:
 
 def default_layout_packages(repo: Path, tmp_path: Path) -> None:
     """Tiny stand-ins for the nine packages of the default spec, each at the paths the default
-    spec's patterns look for: three clean clips for each of five speakers (fillets_cs_m,
-    fillets_cs_v, klettres_en, tuxpaint_en, tuxpaint_fr) and a few seconds of sound for each
+    spec's patterns look for: three clean clips for each of six speakers (festvox_ru_nsh: one
+    piece of each of three labelled sentences; fillets_cs_m, fillets_cs_v, klettres_en,
+    tuxpaint_en, tuxpaint_fr) and a few seconds of sound for each
     noise part. Build with ``data.offline.min_speaker_utterances`` <= 3."""
     fillets = "usr/share/games/fillets-ng/sound"
     trees: dict[str, list[tuple[str, np.ndarray, int]]] = {}
@@ -215,6 +236,10 @@ def default_layout_packages(repo: Path, tmp_path: Path) -> None:
         )
         for index in range(3)
     ]
+    write_festvox_voice(
+        tmp_path / "festvox-ru-tree/usr/share/festival/voices/russian/msu_ru_nsh_clunits", 3, 500
+    )
+    make_deb(repo, "festvox-ru", "0.5-1", tmp_path / "festvox-ru-tree")
     for name, files in trees.items():
         tree = tmp_path / f"{name}-tree"
         for relative, audio, rate in files:

@@ -30,7 +30,14 @@ TINY_OFFLINE = {
     "babble_talkers": 2,
     "synthetic_noise": ["NPARK"],
 }
-FAKE_SPEAKERS = ["fillets_cs_m", "fillets_cs_v", "klettres_en", "tuxpaint_en", "tuxpaint_fr"]
+FAKE_SPEAKERS = [
+    "festvox_ru_nsh",
+    "fillets_cs_m",
+    "fillets_cs_v",
+    "klettres_en",
+    "tuxpaint_en",
+    "tuxpaint_fr",
+]
 OFFLINE_ENVIRONMENTS = ["CITY", "ENGINE", "KEYBOARD", "MUSIC", "BABBLE", "SYNTH_NPARK"]
 
 
@@ -183,7 +190,7 @@ def test_train_cli_on_a_first_built_offline_corpus_records_its_sources(fake_apt,
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "quickstart").iterdir()
     log = (run_dir / "train.log").read_text()
-    assert "building it from 9 Debian packages" in log and "corpus: offline" in log
+    assert "building it from 10 Debian packages" in log and "corpus: offline" in log
     assert "its sources (Debian packages):\n  fillets-ng-data-cs 1.0-1 (speech: 6 files" in log
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["steps"] == 2  # TINY: 8 mixtures an epoch in batches of 4
@@ -191,12 +198,13 @@ def test_train_cli_on_a_first_built_offline_corpus_records_its_sources(fake_apt,
     assert corpus["kind"] == "offline" and corpus["speakers"] == FAKE_SPEAKERS
     assert corpus["environments"] == OFFLINE_ENVIRONMENTS
     packages = [(s["package"], s["version"], s["speech_files"]) for s in corpus["sources"]]
-    assert packages[:3] == [
+    assert packages[:4] == [
         ("fillets-ng-data-cs", "1.0-1", 6),
         ("klettres-data", "1.0-1", 3),
         ("tuxpaint-stamps-default", "1.0-1", 6),
+        ("festvox-ru", "0.5-1", 3),  # a piece of each of its three labelled sentences
     ]
-    assert len(packages) == 9
+    assert len(packages) == 10
     assert set(metrics["test_breakdown"]["by_environment"]) <= set(OFFLINE_ENVIRONMENTS)
     manifest = json.loads((tmp_path / "cache" / "offline" / "manifest.json").read_text())
     assert [s["version"] for s in manifest["sources"]] == [s[1] for s in packages]

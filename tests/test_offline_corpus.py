@@ -12,12 +12,14 @@ import soundfile
 import torch
 from fake_debs import (
     COPYRIGHT,
+    FESTVOX_LABELS,
     RATE,
     make_deb,
     noise_package,
     speech_like,
     speech_package,
     tiny_spec,
+    write_festvox_voice,
 )
 
 from crn_lightning.data.builds import seeded_rng, sha256_file
@@ -209,14 +211,9 @@ def test_generated_noises_join_the_recorded_ones_as_the_embedded_corpus_makes_th
         tiny_spec(synthetic_noise=("CAFE",))
 
 
-LABELS = (
-    "#\n0.30 125 pau\n0.9 125 a\n1.00 125 pau\n2.2 125 b\n2.30 125 pau\n4.4 125 c\n5.0 125 pau\n"
-)
-
-
 def test_festvox_pauses_and_the_pieces_between_them() -> None:
     # The leading pause is no cut; the others cut at their middles.
-    assert festvox_pauses(LABELS) == pytest.approx([0.95, 2.25, 4.7])
+    assert festvox_pauses(FESTVOX_LABELS) == pytest.approx([0.95, 2.25, 4.7])
     # As long as possible within [1, 2.6] s: 0-2.25, then 2.25-4.7 (2.45 s; to the end would
     # be 2.75 s), then the rest is too short (0.3 s) and left out.
     assert pieces_between_pauses([0.95, 2.25, 4.7], 5.0, 1.0, 2.6) == [(0.0, 2.25), (2.25, 4.7)]
@@ -227,18 +224,8 @@ def test_festvox_pauses_and_the_pieces_between_them() -> None:
 
 
 def test_a_festvox_voice_is_cut_at_its_labelled_pauses(fake_apt: Path, tmp_path: Path) -> None:
-    # One 5 s "sentence" per file: three speech-like stretches between labelled pauses.
     voice = tmp_path / "fv-tree" / "usr/share/festival/voices/x/v_clunits"
-    stretches = [(0.3, 0.9), (1.0, 2.2), (2.3, 4.4)]
-    for index in range(3):
-        audio = np.zeros(5 * RATE, np.float32)
-        for n, (start, stop) in enumerate(stretches):
-            part = speech_like(50 + 3 * index + n, seconds=stop - start + 0.4)[int(0.2 * RATE) :]
-            audio[int(start * RATE) : int(start * RATE) + len(part)] = part[: 5 * RATE]
-        (voice / "wav").mkdir(parents=True, exist_ok=True)
-        soundfile.write(voice / "wav" / f"x_{index}.wav", audio, RATE)
-        (voice / "lab").mkdir(exist_ok=True)
-        (voice / "lab" / f"x_{index}.lab").write_text(LABELS)
+    write_festvox_voice(voice, 3, 50)
     soundfile.write(voice / "wav" / "unlabelled.wav", np.zeros(RATE, np.float32), RATE)
     make_deb(fake_apt, "fv-data", "1.0", tmp_path / "fv-tree")
     noise_package(fake_apt, tmp_path)

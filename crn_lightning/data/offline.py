@@ -23,10 +23,10 @@ each package has been used), is verified, and is renamed into place with the man
 later call only verifies it (sha256 of every file, ~1 s for the default corpus) and needs
 neither the network nor apt-get. A lock file serialises parallel callers.
 
-The default corpus, as built on 2026-12-03 from Debian bookworm's lists: 420 MB of packages
-(9), ~6.5 min of CPU; 16 speakers, 2,753 utterances, 94 min of speech; 5 x 300 s of noise;
-225 MB on disk. ``festvox-ru`` (one studio speaker, 179 MB) is not a default source: only 9
-of its 620 utterances are short enough, and cutting long ones at pauses is not implemented.
+The default corpus, as built on 2026-12-05 from Debian bookworm's lists: 599 MB of packages
+(10), 83 s wall on 2 cores with downloads; 17 speakers, 4,394 utterances, 182 min of speech
+(``festvox-ru``'s read sentences cut at their labelled pauses: 1,641 clips, 89 min); 5 x 300 s
+of recorded noise and 5 generated; 437 MB on disk.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What the offline corpus is made of: speech sources, noise environments, and the spec.
 
-Speech (default :data:`DEFAULT_SPEECH`, ~240 MB of packages):
+Speech (default :data:`DEFAULT_SPEECH`, ~420 MB of packages):
 
 - ``fillets-ng-data-cs``: Czech game dialogue, two main actors. Files are named
   ``<level>-<who>-<line>.ogg``; ``who`` is ``m`` (the small fish) or ``v`` (the big fish), each
@@ -9,6 +9,10 @@ Speech (default :data:`DEFAULT_SPEECH`, ~240 MB of packages):
 - ``klettres-data``: letters and syllables read in ~20 languages: speaker ``klettres_<lang>``.
 - ``tuxpaint-stamps-default``: 1-2 s descriptions of drawing stamps, ``*_desc_<lang>.ogg``
   (``*_desc.ogg``: English): speaker ``tuxpaint_<lang>``.
+- ``festvox-ru``: the festival Russian voice's recordings (msu_ru_nsh_clunits): one male speaker
+  reading sentences of 5-15 s in a studio, 16 kHz (little above 7 kHz), cut at the pauses of
+  its phone labels into clips (``cut_at_pauses``): speaker ``festvox_ru_nsh``. The only read,
+  studio speech of the packages, closest in kind to VoiceBank's and ARCTIC's.
 
 Speaker identities: ``<source tag>_<voice tag>``, where the voice tag is taken from the file's
 path by the source's ``voice_regex``. For fillets it names a character voiced by one actor (a
@@ -109,6 +113,13 @@ DEFAULT_SPEECH: tuple[SpeechSource, ...] = (
         "usr/share/tuxpaint/stamps/**/*_desc*.ogg",
         r"_desc(?:_(?P<voice>[a-z]{2,3}(?:_[A-Z]{2})?))?\.ogg$",
         default_voice="en",
+    ),
+    SpeechSource(
+        "festvox-ru",
+        "festvox_ru",
+        "usr/share/festival/voices/russian/*/wav/*.wav",
+        r"/msu_ru_(?P<voice>[a-z]+)_clunits/wav/",
+        cut_at_pauses=True,
     ),
 )
 
