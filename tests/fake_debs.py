@@ -190,7 +190,7 @@ def install_fake_apt_get(bin_dir: Path, repo: Path) -> Path:
 
 
 def default_layout_packages(repo: Path, tmp_path: Path) -> None:
-    """Tiny stand-ins for the nine packages of the default spec, each at the paths the default
+    """Tiny stand-ins for the ten packages of the default spec, each at the paths the default
     spec's patterns look for: three clean clips for each of six speakers (festvox_ru_nsh: one
     piece of each of three labelled sentences; fillets_cs_m, fillets_cs_v, klettres_en,
     tuxpaint_en, tuxpaint_fr) and a few seconds of sound for each

@@ -1,7 +1,7 @@
 """data.split_by=speaker: validation and test speakers never appear in training."""
 
 import pytest
-from conftest import write_tiny_corpora
+from conftest import compose, write_tiny_corpora
 from test_datamodule import make
 
 from crn_lightning.data.corpora import CorpusError
@@ -114,8 +114,6 @@ def test_a_checkpoint_from_other_speakers_is_refused(four_speakers):
 
 
 def test_null_split_size_takes_every_utterance_of_the_splits_speakers(four_speakers):
-    from conftest import compose
-
     # The shipped schema accepts it (a Hydra override of the arctic_demand data config).
     assert compose("data.split_by=speaker", "data.split.train=null").data.split.train is None
     data = make(

@@ -66,16 +66,16 @@ def write_speech(
     )
     # In file order, whatever the workers' timing: the same duplicates, names and files.
     for (relative, voice), (digest, pieces) in zip(voiced, assessed, strict=True):
-        if digest is not None and digest in seen:
-            counts["duplicate"] += 1
-            continue
-        if digest is not None:
+        if digest is not None:  # None: unreadable, nothing to compare
+            if digest in seen:
+                counts["duplicate"] += 1
+                continue
             seen.add(digest)
+        speaker = f"{source.tag}_{voice}"
         for verdict, clip, span in pieces:
             counts[verdict] += 1
             if clip is None:
                 continue
-            speaker = f"{source.tag}_{voice}"
             folder = _speaker_folder(build, speaker)
             folder.mkdir(parents=True, exist_ok=True)
             out = folder / f"utt_{len(records[speaker]):05d}.wav"
@@ -173,8 +173,8 @@ def pieces_between_pauses(
     while True:
         fitting = [c for c in cuts if min_seconds <= c - start <= max_seconds]
         if fitting:
-            pieces.append((start, max(fitting)))
-            start = max(fitting)
+            pieces.append((start, fitting[-1]))  # cuts are sorted: the longest piece
+            start = fitting[-1]
             continue
         later = [c for c in cuts if c > start]
         if not later or later[0] >= seconds:
